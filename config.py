@@ -1,0 +1,187 @@
+"""
+The configurator: every setting of nanoCoTrain, with its default, and the few lines that override them.
+
+    python train.py config/x.py --lr=3e-4 --out_dir=out/x
+
+Arguments are applied left to right, so a later one wins. An argument is either
+  - a config file `path/to/file.py`: plain Python, run with the current settings as its globals
+    (so `lr = lr * 2` works); its top-level assignments become the new settings. Names starting
+    with `_` are private helpers, and imported modules, functions and classes are ignored;
+  - an override `--key=value`: the value is read as a Python literal (`3e-4`, `None`, `[1, 2]`),
+    or taken as a bare string when it is not one (`--out_dir=out/x`).
+Every value is checked against the type of its default below, and every mistake (unknown key, wrong
+type, broken file) raises ConfigError with one line saying what went wrong and where. This is
+nanoGPT's configurator with its sharp edges filed off: a typo like `--lrr=1` fails loudly instead
+of silently creating a new global.
+"""
+import ast
+import builtins
+import copy
+import difflib
+import os
+import traceback
+import types
+
+# ---- I/O and logging
+out_dir = 'out/demo'           # checkpoints, log.jsonl, config.json and eval.json go here
+init_from = 'scratch'          # 'scratch' or 'resume' (from out_dir/ckpt.pt)
+eval_interval = 100            # iterations between evaluations (and checkpoints)
+log_interval = 10              # iterations between log lines
+eval_max_batches = None        # cap on evaluation batches per dataset during training (None = whole split)
+seed = 1337
+# ---- data: one entry per dataset, trained round-robin in this order (see data.py for every key)
+datasets = {
+    'shapes': dict(format='tinyimagenet', root='data/demo/shapes', synthetic=True, batch_size=64),
+    'motions': dict(format='ucf101', root='data/demo/motions', synthetic=True, batch_size=16, num_frames=8),
+}
+img_size = 32                  # side of the square crop fed to the model (224 for real runs)
+mean = (0.485, 0.456, 0.406)   # input normalisation (ImageNet statistics)
+std = (0.229, 0.224, 0.225)
+num_workers = 1                # DataLoader worker processes per dataset
+num_temporal_clips = 1         # evaluation views: clips along time (10 in the DRL supplement)
+num_spatial_crops = 1          # evaluation views: crops along the long side (3 in CoVeR)
+# ---- model
+backbone = 'vit'               # frame-wise ViT with token shift (IV-ViT)
+patch_size = 8
+dim = 128                      # embedding width (768 for ViT-B)
+depth = 6                      # number of blocks (12 for ViT-B)
+num_heads = 4                  # attention heads (12 for ViT-B)
+mlp_ratio = 4.0
+shift_div = 4                  # token shift: fold = dim // shift_div channels each way; 0 turns it off
+head = 'linear'                # per-dataset head: 'linear' or 'mlp'
+drop_path = 0.0
+# ---- optimisation
+max_iters = 600                # one iteration = one batch of every dataset
+lr = 1e-3
+min_lr = 1e-4
+warmup_iters = 50
+weight_decay = 0.05
+beta1 = 0.9
+beta2 = 0.999
+grad_clip = 1.0                # 0 disables clipping
+label_smoothing = 0.0          # cross-entropy label smoothing (0.1 in MultiTrain)
+# ---- system
+device = 'auto'                # 'auto' (cuda if available), 'cpu', 'cuda', 'cuda:1', ...
+dtype = 'bfloat16'             # autocast dtype on GPU ('float32' disables autocast); CPU always runs fp32
+compile = False                # torch.compile the model
+# -----------------------------------------------------------------------------
+
+
+class ConfigError(ValueError):
+    """A bad command line or config file; the message alone tells the user what to fix."""
+
+
+def _settings(namespace):
+    """The public plain values of a namespace: what a module or config file means as settings."""
+    return {k: v for k, v in namespace.items()
+            if not k.startswith('_') and not isinstance(v, types.ModuleType) and not callable(v)}
+
+
+def _require_known(key, defaults, where):
+    """Fail on a key that is not a setting, a typo most likely, and suggest the nearest real ones."""
+    if key not in defaults:
+        close = difflib.get_close_matches(key, list(defaults), n=3)
+        hint = f"did you mean {', '.join(close)}?" if close else "no similar key"
+        raise ConfigError(f"{where}: unknown config key {key!r} ({hint})")
+
+
+def _check(key, value, defaults, where):
+    """Return value converted to the type of key's default, or raise ConfigError naming the problem."""
+    _require_known(key, defaults, where)
+    default = defaults[key]
+    if default is None:  # no type to compare with: anything goes (e.g. eval_max_batches=None or 50)
+        return value
+    want = type(default)
+    accepted = {float: (int, float), tuple: (list, tuple), list: (list, tuple)}.get(want, want)
+    # bool is a subclass of int in Python, so True would pass as an int unless we exclude it
+    if not isinstance(value, accepted) or (isinstance(value, bool) and want is not bool):
+        raise ConfigError(f"{where}: {key} must be {want.__name__}, got {value!r} of type {type(value).__name__}")
+    return want(value)
+
+
+def _parse(raw, default):
+    """Read a command-line value as a Python literal, or keep it as the bare string it is."""
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError, TypeError):  # e.g. out/x, a=b: not a literal, just text
+        return raw
+    # a str setting keeps exactly what was typed (--out_dir=123 means '123'), unless it was quoted
+    return raw if isinstance(default, str) and not isinstance(value, str) else value
+
+
+def _run_file(path, cfg, defaults):
+    """Run a config file with the current settings as its globals; its settings then update cfg."""
+    with open(path, encoding='utf-8') as f:
+        source = f.read()
+    try:
+        tree = ast.parse(source, filename=path)
+    except SyntaxError as e:
+        raise ConfigError(f"{path}:{e.lineno}: SyntaxError in config file: {e.msg}") from None
+    namespace = copy.deepcopy(cfg)  # the file may mutate values in place (datasets['x']['batch_size'] = 8)
+    namespace['__file__'] = path
+    try:
+        # builtins.compile: in this module `compile` is the setting above (False), not the builtin
+        exec(builtins.compile(tree, path, 'exec'), namespace)
+    except Exception as e:
+        lines = [fr.lineno for fr in traceback.extract_tb(e.__traceback__) if fr.filename == path]
+        where = f"{path}:{lines[-1]}" if lines else path
+        raise ConfigError(f"{where}: {type(e).__name__} in config file: {e}") from None
+    # the line where each name is assigned (the last one found), to point errors at it
+    assigned = {n.id: n.lineno for n in ast.walk(tree)
+                if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    for key, value in _settings(namespace).items():
+        where = f"{path}:{assigned[key]}" if key in assigned else path
+        cfg[key] = _check(key, value, defaults, where)
+
+
+def _apply(arg, cfg, defaults):
+    """Apply one command-line argument (a config file or --key=value) to the settings in cfg, in place."""
+    if arg.startswith('--'):
+        if '=' not in arg:
+            raise ConfigError(f"command line argument {arg!r}: expected --key=value")
+        key, raw = arg[2:].split('=', 1)  # only the first '=' separates: --out_dir=a=b is 'a=b'
+        where = f"command line ({arg})"
+        _require_known(key, defaults, where)  # before parsing, which needs the key's default
+        cfg[key] = _check(key, _parse(raw, defaults[key]), defaults, where)
+    elif not arg.endswith('.py'):
+        raise ConfigError(f"command line argument {arg!r}: expected a config file ending in .py or --key=value")
+    elif not os.path.isfile(arg):
+        raise ConfigError(f"command line argument {arg!r}: config file not found")
+    else:
+        _run_file(arg, cfg, defaults)
+
+
+def load(argv, base=None):
+    """The settings after applying argv (e.g. sys.argv[1:]) left to right to the defaults.
+
+    base, a dict like to_dict() returns (a checkpoint's config), replaces the defaults it names first:
+    eval.py starts from the run's own settings. Its values are checked like any others (lists become
+    tuples again where the default is a tuple)."""
+    defaults = _settings(globals())
+    cfg = copy.deepcopy(defaults)  # a copy, so that nothing a run does can change the next load()'s defaults
+    for key, value in copy.deepcopy(base or {}).items():
+        cfg[key] = _check(key, value, defaults, 'base config')
+    for arg in argv:
+        _apply(arg, cfg, defaults)
+    return types.SimpleNamespace(**cfg)
+
+
+def print_config(cfg):
+    """Print every setting as an aligned `key = value` line, in the order they are defined above."""
+    width = max(map(len, vars(cfg)))
+    for key, value in vars(cfg).items():
+        print(f"{key:<{width}} = {value!r}")
+
+
+def _plain(value):
+    """A deep copy of value made of JSON types only: dicts, lists, str, numbers, bools, None."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return copy.deepcopy(value)
+
+
+def to_dict(cfg):
+    """The settings as a plain JSON-serialisable dict (tuples become lists), for checkpoints and config.json."""
+    return {k: _plain(v) for k, v in vars(cfg).items()}

@@ -1,0 +1,174 @@
+"""
+The frame-wise Vision Transformer with token shift (IV-ViT, papers/iv-vit.txt section 3).
+
+One network for images and videos:
+- an image batch (B, 3, H, W) goes through a plain ViT and the head reads the class token (eqs. 1-3);
+- a video batch (B, 3, T, H, W) is folded into B*T frames that go through the SAME embedding and blocks;
+  the per-frame class tokens are averaged over time (late fusion, eqs. 4-6), then the head reads the mean;
+- between frames, each block shifts a few channels of the class token forward and backward in time
+  (TokenShift, eqs. 7-8), so that a frame-wise model can see motion. Images are never shifted.
+There is one classification head per dataset, chosen by the dataset's name.
+
+Names follow timm's ViT (patch_embed, cls_token, pos_embed, blocks.i.norm1/attn.qkv/attn.proj/norm2/mlp.fc1/
+mlp.fc2, norm), so that readers who know timm find their way, and weights convert with a key map.
+"""
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def token_shift(x, num_frames, fold):
+    """TokenShift on the class token (iv-vit.txt eqs. 7-8).
+
+    x is (B*T, N+1, D) with the frames of a clip adjacent. Channels [0:fold] of frame t take frame t+1's
+    values and channels [fold:2*fold] take frame t-1's, zero-filled at the ends of the clip; the patch tokens
+    and the other channels are untouched (eq. 8). This is the channel order of the TokenShift code; the printed
+    eq. 7 lists the backward part first, which only permutes channels (it matters for pretrained weights only).
+    """
+    if num_frames == 1 or fold == 0:
+        return x
+    cls = x[:, 0].unflatten(0, (-1, num_frames))                            # (B, T, D)
+    from_next = F.pad(cls[:, 1:, :fold], (0, 0, 0, 1))                      # (B, T, fold): frame t <- t+1
+    from_prev = F.pad(cls[:, :-1, fold:2 * fold], (0, 0, 1, 0))             # (B, T, fold): frame t <- t-1
+    cls = torch.cat([from_next, from_prev, cls[:, :, 2 * fold:]], dim=-1)   # (B, T, D)
+    return torch.cat([cls.flatten(0, 1).unsqueeze(1), x[:, 1:]], dim=1)     # (B*T, N+1, D)
+
+
+def drop_path(x, p, training):
+    """Stochastic depth: drop the whole residual branch of some samples, rescale the others."""
+    if p == 0.0 or not training:
+        return x
+    keep = x.new_empty(x.shape[0], *([1] * (x.ndim - 1))).bernoulli_(1 - p)
+    return x * keep / (1 - p)
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention with one fused qkv projection and PyTorch's fused attention kernel."""
+
+    def __init__(self, dim, num_heads):
+        super().__init__()
+        assert dim % num_heads == 0, f'dim {dim} is not divisible by num_heads {num_heads}'
+        self.num_heads = num_heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        B, N, D = x.shape
+        qkv = self.qkv(x).view(B, N, 3, self.num_heads, D // self.num_heads)  # (B, N, 3, h, D/h)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)                                   # 3 x (B, h, N, D/h)
+        x = F.scaled_dot_product_attention(q, k, v)                            # (B, h, N, D/h)
+        x = x.transpose(1, 2).reshape(B, N, D)                                 # (B, N, D)
+        return self.proj(x)
+
+
+class Mlp(nn.Module):
+    def __init__(self, dim, hidden):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x):
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block with token shift before each sub-layer.
+
+    As in TokenShift, the shifted stream is also the residual: x <- shift(x); x <- x + attn(norm1(x)); and the
+    same again around the MLP.
+    """
+
+    def __init__(self, dim, num_heads, mlp_ratio, shift_div, drop_path):
+        super().__init__()
+        self.fold = dim // shift_div if shift_div > 0 else 0
+        self.drop_path = drop_path
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.attn = Attention(dim, num_heads)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+
+    def forward(self, x, num_frames):
+        x = token_shift(x, num_frames, self.fold)
+        x = x + drop_path(self.attn(self.norm1(x)), self.drop_path, self.training)
+        x = token_shift(x, num_frames, self.fold)
+        x = x + drop_path(self.mlp(self.norm2(x)), self.drop_path, self.training)
+        return x
+
+
+def make_head(kind, dim, num_classes):
+    """'linear' as IV-ViT; 'mlp' as MultiTrain's heads (hidden width 4*dim here, 2048 in the official code)."""
+    if kind == 'linear':
+        return nn.Linear(dim, num_classes)
+    if kind == 'mlp':
+        return nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Dropout(0.5), nn.Linear(4 * dim, num_classes))
+    raise ValueError(f"head must be 'linear' or 'mlp', got {kind!r}")
+
+
+class VisionTransformer(nn.Module):
+    """Frame-wise ViT: (B, 3, H, W) images or (B, 3, T, H, W) videos -> (B, D) features -> per-dataset logits."""
+
+    def __init__(self, num_classes, img_size=224, patch_size=16, dim=768, depth=12, num_heads=12,
+                 mlp_ratio=4.0, shift_div=4, head='linear', drop_path=0.0):
+        super().__init__()
+        assert img_size % patch_size == 0, f'img_size {img_size} is not a multiple of patch_size {patch_size}'
+        num_patches = (img_size // patch_size) ** 2
+        self.patch_embed = nn.Conv2d(3, dim, kernel_size=patch_size, stride=patch_size)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos_embed = nn.Parameter(torch.zeros(1, num_patches + 1, dim))
+        rates = [drop_path * i / max(depth - 1, 1) for i in range(depth)]  # linearly increasing stochastic depth
+        self.blocks = nn.ModuleList(Block(dim, num_heads, mlp_ratio, shift_div, r) for r in rates)
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.heads = nn.ModuleDict({name: make_head(head, dim, c) for name, c in num_classes.items()})
+        self.apply(_init_weights)
+        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        fan_in = 3 * patch_size * patch_size
+        nn.init.trunc_normal_(self.patch_embed.weight, std=math.sqrt(1 / fan_in))
+
+    def features(self, x):
+        """Backbone features, (B, D): the class token of an image, the time-average of a video's (eq. 5)."""
+        num_frames = 1
+        if x.ndim == 5:                                             # video (B, 3, T, H, W)
+            num_frames = x.shape[2]
+            x = x.transpose(1, 2).flatten(0, 1)                     # (B*T, 3, H, W)
+        x = self.patch_embed(x).flatten(2).transpose(1, 2)          # (B*T, N, D)
+        cls = self.cls_token.expand(x.shape[0], -1, -1)             # (B*T, 1, D)
+        x = torch.cat([cls, x], dim=1) + self.pos_embed             # (B*T, N+1, D), eq. 1
+        for block in self.blocks:
+            x = block(x, num_frames)                                # eq. 2 / eq. 4
+        x = self.norm(x[:, 0])                                      # (B*T, D): LayerNorm is per token
+        return x.unflatten(0, (-1, num_frames)).mean(dim=1)         # (B, D), late average fusion, eq. 5
+
+    def forward(self, x, dataset):
+        """Logits of dataset `dataset`'s head (eqs. 3 and 6)."""
+        return self.heads[dataset](self.features(x))
+
+
+def _init_weights(m):
+    if isinstance(m, nn.Linear):
+        nn.init.trunc_normal_(m.weight, std=0.02)
+        nn.init.zeros_(m.bias)
+    elif isinstance(m, nn.LayerNorm):
+        nn.init.ones_(m.weight)
+        nn.init.zeros_(m.bias)
+
+
+def build_model(cfg, num_classes):
+    """The backbone named by cfg.backbone with one head per dataset; num_classes: {dataset name: C}."""
+    if cfg.backbone != 'vit':
+        raise ValueError(f"backbone must be 'vit' (the MViT variant is not written yet), got {cfg.backbone!r}")
+    return VisionTransformer(num_classes, img_size=cfg.img_size, patch_size=cfg.patch_size, dim=cfg.dim,
+                             depth=cfg.depth, num_heads=cfg.num_heads, mlp_ratio=cfg.mlp_ratio,
+                             shift_div=cfg.shift_div, head=cfg.head, drop_path=cfg.drop_path)
+
+
+def configure_optimizer(model, lr, weight_decay, betas, device_type):
+    """AdamW with weight decay on weight matrices and kernels only (not on biases, norms, tokens, positions)."""
+    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    no_decay = lambda n, p: p.ndim < 2 or n in ('cls_token', 'pos_embed')
+    groups = [dict(params=[p for n, p in params if not no_decay(n, p)], weight_decay=weight_decay),
+              dict(params=[p for n, p in params if no_decay(n, p)], weight_decay=0.0)]
+    return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=device_type == 'cuda')

@@ -1,0 +1,119 @@
+"""The frame-wise ViT: token shift against a literal reading of eqs. 7-8, late fusion, images vs videos."""
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from model import Attention, VisionTransformer, token_shift
+
+
+def tiny_vit(shift_div=4, **kw):
+    torch.manual_seed(0)
+    args = dict(img_size=16, patch_size=4, dim=32, depth=3, num_heads=2, shift_div=shift_div)
+    args.update(kw)
+    return VisionTransformer({'images': 5, 'videos': 7}, **args).eval()
+
+
+def token_shift_loop(x, T, fold):
+    """Eqs. 7-8 written out element by element: frame by frame, channel by channel."""
+    out = x.clone()
+    B = x.shape[0] // T
+    for b in range(B):
+        for t in range(T):
+            for d in range(x.shape[-1]):
+                row = b * T + t
+                if d < fold:                                   # frame t takes frame t+1, zero at the last frame
+                    out[row, 0, d] = x[row + 1, 0, d] if t < T - 1 else 0.0
+                elif d < 2 * fold:                             # frame t takes frame t-1, zero at the first frame
+                    out[row, 0, d] = x[row - 1, 0, d] if t > 0 else 0.0
+    return out
+
+
+@pytest.mark.parametrize('T,fold', [(4, 2), (3, 1), (5, 4)])
+def test_token_shift_matches_equations(T, fold):
+    x = torch.randn(2 * T, 6, 8)  # (B*T, N+1, D), B = 2
+    torch.testing.assert_close(token_shift(x, T, fold), token_shift_loop(x, T, fold), rtol=0, atol=0)
+
+
+def test_token_shift_leaves_patch_tokens_and_images_alone():
+    x = torch.randn(12, 6, 8)
+    y = token_shift(x, 4, 2)
+    assert torch.equal(y[:, 1:], x[:, 1:])          # eq. 8: patch tokens untouched
+    assert torch.equal(y[:, 0, 4:], x[:, 0, 4:])    # channels beyond 2*fold untouched
+    assert torch.equal(token_shift(x, 1, 2), x)     # a single frame (an image) is never shifted
+    assert torch.equal(token_shift(x, 4, 0), x)     # shift_div = 0
+
+
+def test_attention_matches_explicit_softmax():
+    torch.manual_seed(0)
+    attn = Attention(16, 4)
+    x = torch.randn(3, 5, 16)
+    q, k, v = attn.qkv(x).view(3, 5, 3, 4, 4).permute(2, 0, 3, 1, 4)
+    w = (q @ k.transpose(-2, -1) / 2.0).softmax(-1)            # head dim 4: scale 1/sqrt(4)
+    expected = attn.proj((w @ v).transpose(1, 2).reshape(3, 5, 16))
+    torch.testing.assert_close(attn(x), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_shapes_and_heads():
+    model = tiny_vit()
+    assert model(torch.randn(3, 3, 16, 16), 'images').shape == (3, 5)
+    assert model(torch.randn(2, 3, 4, 16, 16), 'videos').shape == (2, 7)
+    with pytest.raises(KeyError):
+        model(torch.randn(2, 3, 16, 16), 'unknown')
+
+
+def test_without_shift_a_video_is_the_mean_of_its_frames():
+    model = tiny_vit(shift_div=0)
+    video = torch.randn(2, 3, 4, 16, 16)
+    frames = torch.stack([model.features(video[:, :, t]) for t in range(4)], dim=1)  # (B, T, D) as images
+    torch.testing.assert_close(model.features(video), frames.mean(1), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(model(video, 'videos'), model.heads['videos'](frames.mean(1)), rtol=1e-5, atol=1e-5)
+
+
+def test_images_do_not_depend_on_shift():
+    shifted = tiny_vit(shift_div=4)
+    plain = copy.deepcopy(shifted)
+    for block in plain.blocks:
+        block.fold = 0
+    images = torch.randn(4, 3, 16, 16)
+    assert torch.equal(shifted(images, 'images'), plain(images, 'images'))
+    video = torch.randn(2, 3, 4, 16, 16)
+    assert not torch.allclose(shifted(video, 'videos'), plain(video, 'videos'))  # but videos do
+
+
+def test_frame_order_matters_only_with_shift():
+    video = torch.randn(2, 3, 6, 16, 16)
+    reverse = video.flip(2)
+    blind = tiny_vit(shift_div=0)
+    torch.testing.assert_close(blind(video, 'videos'), blind(reverse, 'videos'), rtol=1e-5, atol=1e-5)
+    seeing = tiny_vit(shift_div=4)
+    assert (seeing(video, 'videos') - seeing(reverse, 'videos')).abs().max() > 1e-3
+
+
+def test_block_shifts_before_each_sublayer_with_shifted_residual():
+    """One block by hand: shift, attention residual, shift, MLP residual (the TokenShift block)."""
+    model = tiny_vit(shift_div=4)
+    block, T = model.blocks[0], 3
+    x = torch.randn(2 * T, 17, 32)
+    h = token_shift_loop(x, T, block.fold)
+    h = h + block.attn(block.norm1(h))
+    h = token_shift_loop(h, T, block.fold)
+    h = h + block.mlp(block.norm2(h))
+    torch.testing.assert_close(block(x, T), h, rtol=1e-5, atol=1e-5)
+
+
+def test_training_step_reduces_loss():
+    model = tiny_vit().train()
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    x, y = torch.randn(8, 3, 4, 16, 16), torch.randint(0, 7, (8,))
+    first = None
+    for _ in range(30):
+        loss = F.cross_entropy(model(x, 'videos'), y)
+        first = first if first is not None else loss.item()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.5 * first
+    assert model.heads['images'].weight.grad is None  # the other dataset's head took no part
