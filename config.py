@@ -25,14 +25,18 @@ import types
 # ---- I/O and logging
 out_dir = 'out/demo'           # checkpoints, log.jsonl, config.json and eval.json go here
 init_from = 'scratch'          # 'scratch' or 'resume' (from out_dir/ckpt.pt)
-eval_interval = 100            # iterations between evaluations (and checkpoints)
+eval_interval = 200            # iterations between evaluations (and checkpoints)
 log_interval = 10              # iterations between log lines
 eval_max_batches = None        # cap on evaluation batches per dataset during training (None = whole split)
 seed = 1337
 # ---- data: one entry per dataset, trained round-robin in this order (see data.py for every key)
+# The demo: synthetic data written on first use. Crops keep >= 35% of an image so that the shape stays in view;
+# no flips for `motions`, whose classes MoveLeft and MoveRight a horizontal flip would swap.
 datasets = {
-    'shapes': dict(format='tinyimagenet', root='data/demo/shapes', synthetic=True, batch_size=64),
-    'motions': dict(format='ucf101', root='data/demo/motions', synthetic=True, batch_size=16, num_frames=8),
+    'shapes': dict(format='tinyimagenet', root='data/demo/shapes', synthetic=True, batch_size=32,
+                   crop_scale=(0.35, 1.0)),
+    'motions': dict(format='ucf101', root='data/demo/motions', synthetic=True, batch_size=8, num_frames=8,
+                    flip=False),
 }
 img_size = 32                  # side of the square crop fed to the model (224 for real runs)
 mean = (0.485, 0.456, 0.406)   # input normalisation (ImageNet statistics)
@@ -43,15 +47,15 @@ num_spatial_crops = 1          # evaluation views: crops along the long side (3 
 # ---- model
 backbone = 'vit'               # frame-wise ViT with token shift (IV-ViT)
 patch_size = 8
-dim = 128                      # embedding width (768 for ViT-B)
+dim = 96                       # embedding width (768 for ViT-B)
 depth = 6                      # number of blocks (12 for ViT-B)
-num_heads = 4                  # attention heads (12 for ViT-B)
+num_heads = 3                  # attention heads (12 for ViT-B)
 mlp_ratio = 4.0
 shift_div = 4                  # token shift: fold = dim // shift_div channels each way; 0 turns it off
 head = 'linear'                # per-dataset head: 'linear' or 'mlp'
 drop_path = 0.0
 # ---- optimisation
-max_iters = 600                # one iteration = one batch of every dataset
+max_iters = 800                # one iteration = one batch of every dataset
 lr = 1e-3
 min_lr = 1e-4
 warmup_iters = 50

@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 import av
+from av.video.reformatter import VideoReformatter
 import numpy as np
 import torch
 from PIL import Image
@@ -210,7 +211,7 @@ TINY_CLASSES = [(colour, shape) for shape in ('square', 'circle', 'triangle', 'c
 def render_image(colour, shape, rng, size=64):
     """One synthetic image (size, size, 3) uint8 and the object's inclusive box (x0, y0, x1, y1)."""
     image = _background(rng, size, size)
-    r = rng.uniform(0.16, 0.34) * size
+    r = rng.uniform(0.24, 0.40) * size
     cx, cy = rng.uniform(r, size - 1 - r, size=2)
     yy, xx = np.mgrid[0:size, 0:size]
     mask = SHAPES[shape](xx - cx, yy - cy, r)  # (size, size)
@@ -256,31 +257,33 @@ def write_synthetic_tinyimagenet(root, seed=0, num_classes=10, train_per_class=1
 
 
 # UCF101 stand-in. Motion-only pairs: MoveRight is the time reversal of a MoveLeft video, Shrink of a Grow
-# video, so telling them apart needs the order of frames. Appearance-only pair: BounceBall and BounceBox
-# share one time-symmetric bouncing motion and differ only in the object's shape.
+# video, so telling them apart needs the order of frames. Appearance-only pair: BounceBall (a red circle) and
+# BounceBox (a blue square) share one time-symmetric bouncing motion and differ only in the object.
 UCF_CLASSES = ('MoveLeft', 'MoveRight', 'Grow', 'Shrink', 'BounceBall', 'BounceBox')
 REVERSED = {'MoveRight': 'MoveLeft', 'Shrink': 'Grow'}
 MOTION_SHAPES = ('circle', 'square', 'triangle', 'diamond')
+MOTION_COLOURS = ('green', 'yellow', 'magenta', 'cyan')
 SHAPE_POOL = {'MoveLeft': MOTION_SHAPES, 'Grow': MOTION_SHAPES,
               'BounceBall': ('circle',), 'BounceBox': ('square',)}
+COLOUR_POOL = {'MoveLeft': MOTION_COLOURS, 'Grow': MOTION_COLOURS, 'BounceBall': ('red',), 'BounceBox': ('blue',)}
 
 
 def _move_left(rng, width, height, s):
-    r = rng.uniform(9, 12)
+    r = rng.uniform(11, 14)
     right, left = width - 1 - r - rng.uniform(0, 4), r + rng.uniform(0, 4)
     cx = right + (left - right) * s  # from the right edge to the left edge
     return cx, np.full_like(s, rng.uniform(r, height - 1 - r)), np.full_like(s, r)
 
 
 def _grow(rng, width, height, s):
-    r0, r1 = rng.uniform(3, 5), rng.uniform(14, 18)
+    r0, r1 = rng.uniform(4, 6), rng.uniform(16, 20)
     cx, cy = rng.uniform(r1, width - 1 - r1), rng.uniform(r1, height - 1 - r1)
     return np.full_like(s, cx), np.full_like(s, cy), r0 + (r1 - r0) * s
 
 
 def _bounce(rng, width, height, s):
     # |sin(pi k s)| with a whole number k of bounces is the same played backwards: time-symmetric
-    r = rng.uniform(8, 11)
+    r = rng.uniform(11, 14)
     floor = height - 1 - r
     cy = floor - rng.uniform(0.5, 1.0) * (height - 1 - 2 * r) * np.abs(np.sin(np.pi * rng.integers(2, 4) * s))
     return np.full_like(s, rng.uniform(r, width - 1 - r)), cy, np.full_like(s, r)
@@ -294,7 +297,7 @@ def render_video(cls, rng, width=64, height=48, num_frames=75):
     if cls in REVERSED:
         return render_video(REVERSED[cls], rng, width, height, num_frames)[::-1].copy()
     background = _background(rng, height, width)                        # (H, W, 3)
-    colour = _colour(rng, rng.choice(list(COLOURS)))
+    colour = _colour(rng, COLOUR_POOL[cls][rng.integers(len(COLOUR_POOL[cls]))])
     shape = SHAPE_POOL[cls][rng.integers(len(SHAPE_POOL[cls]))]
     cx, cy, r = TRAJECTORIES[cls](rng, width, height, np.linspace(0, 1, num_frames))  # each (T,)
     yy, xx = np.mgrid[0:height, 0:width]                                # (H, W)
@@ -400,16 +403,17 @@ def _decode(container, stream, indices):
     """
     wanted = set(indices.tolist())
     last = max(wanted)
+    rgb = VideoReformatter()  # one converter for the clip: frame.to_ndarray(format=...) builds one per frame
     arrays, i, frame = {}, -1, None
     for i, frame in enumerate(container.decode(stream)):
         if i in wanted:
-            arrays[i] = frame.to_ndarray(format='rgb24')  # (H, W, 3)
+            arrays[i] = rgb.reformat(frame, format='rgb24').to_ndarray()  # (H, W, 3)
         if i == last:
             break
     if frame is None:
         raise ValueError("no frame could be decoded")
     if i not in arrays:  # the video ended before the last index: its last frame i stands in for the rest
-        arrays[i] = frame.to_ndarray(format='rgb24')
+        arrays[i] = rgb.reformat(frame, format='rgb24').to_ndarray()
     video = np.stack([arrays[min(j, i)] for j in indices.tolist()])  # (N, H, W, 3)
     return torch.from_numpy(video).permute(0, 3, 1, 2)               # (N, 3, H, W)
 

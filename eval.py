@@ -33,7 +33,7 @@ def resolve_device(name):
 
 @torch.no_grad()
 def evaluate(model, loaders, device, autocast=nullcontext(), max_batches=None):
-    """Top-1/top-5 accuracy (%) per dataset; loaders yield (x, y) with x of shape (B, V, ...) for V views.
+    """Top-1/top-5 accuracy (%) per dataset, and top-1 per class; loaders yield (x, y), x (B, V, ...) for V views.
 
     Under torch.distributed each rank scores its own shard and the counts are summed, so the result is the
     accuracy on the whole split whatever the number of processes.
@@ -42,7 +42,8 @@ def evaluate(model, loaders, device, autocast=nullcontext(), max_batches=None):
     model.eval()
     results = {}
     for name, loader in loaders.items():
-        counts = torch.zeros(3, device=device)  # correct top-1, correct top-5, samples
+        classes = loader.dataset.classes
+        counts = torch.zeros(3, len(classes), device=device)  # per class: samples, top-1 hits, top-5 hits
         for i, (x, y) in enumerate(loader):
             if max_batches is not None and i >= max_batches:
                 break
@@ -53,11 +54,14 @@ def evaluate(model, loaders, device, autocast=nullcontext(), max_batches=None):
             probs = logits.float().softmax(-1).view(B, V, -1).mean(1)     # (B, C), average over views
             top5 = probs.topk(min(5, probs.shape[1]), dim=-1).indices     # (B, 5)
             hits = top5 == y[:, None]                                     # (B, 5)
-            counts += torch.stack([hits[:, 0].sum(), hits.any(1).sum(), torch.tensor(B, device=device)])
+            for row, weight in enumerate([None, hits[:, 0].float(), hits.any(1).float()]):
+                counts[row] += torch.bincount(y, weight, minlength=len(classes))
         if dist.is_available() and dist.is_initialized():
             dist.all_reduce(counts)
-        c1, c5, n = counts.tolist()
-        results[name] = dict(top1=100 * c1 / max(n, 1), top5=100 * c5 / max(n, 1), n=int(n))
+        n, c1, c5 = counts.sum(1).tolist()
+        per_class = (100 * counts[1] / counts[0].clamp(min=1)).tolist()
+        results[name] = dict(top1=100 * c1 / max(n, 1), top5=100 * c5 / max(n, 1), n=int(n),
+                             per_class_top1=dict(zip(classes, per_class)))
     model.train(was_training)
     return results
 
@@ -97,6 +101,9 @@ def main(argv):
                     else f'{cfg.num_spatial_crops}') for name, loader in loaders.items()}
     print(f'{ckpt_path} (iteration {ckpt["iter_num"]})')
     print_results(results, views)
+    for name, r in results.items():
+        if len(r['per_class_top1']) <= 20:  # larger label sets: see eval.json
+            print(f'{name} top-1 per class: ' + ', '.join(f'{c} {a:.1f}' for c, a in r['per_class_top1'].items()))
     out = dict(checkpoint=ckpt_path, iter_num=ckpt['iter_num'], views=views, results=results)
     with open(os.path.join(cfg.out_dir, 'eval.json'), 'w') as f:
         json.dump(out, f, indent=2)

@@ -124,7 +124,8 @@ class VisionTransformer(nn.Module):
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.heads = nn.ModuleDict({name: make_head(head, dim, c) for name, c in num_classes.items()})
         self.apply(_init_weights)
-        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        with torch.no_grad():
+            self.pos_embed[0, 1:] = sincos_position_embedding(dim, img_size // patch_size)  # the class token's stays 0
         fan_in = 3 * patch_size * patch_size
         nn.init.trunc_normal_(self.patch_embed.weight, std=math.sqrt(1 / fan_in))
 
@@ -145,6 +146,19 @@ class VisionTransformer(nn.Module):
     def forward(self, x, dataset):
         """Logits of dataset `dataset`'s head (eqs. 3 and 6)."""
         return self.heads[dataset](self.features(x))
+
+
+def sincos_position_embedding(dim, grid):
+    """Fixed 2-D sin-cos positions (grid*grid, dim), used to initialise the learned position embedding.
+
+    From scratch on small data a randomly initialised position embedding learns slowly where things are; starting
+    from sin-cos values (as MAE and MoCo v3 do, there kept fixed) makes position usable from the first step.
+    """
+    assert dim % 4 == 0, f'dim {dim} must be a multiple of 4 for the sin-cos position embedding'
+    omega = 1.0 / 10000 ** (torch.arange(dim // 4) / (dim // 4))                   # (D/4,)
+    y, x = torch.meshgrid(torch.arange(grid), torch.arange(grid), indexing='ij')   # (g, g) each
+    y, x = y.flatten()[:, None] * omega, x.flatten()[:, None] * omega               # (g*g, D/4) each
+    return torch.cat([x.sin(), x.cos(), y.sin(), y.cos()], dim=1)                   # (g*g, D)
 
 
 def _init_weights(m):

@@ -109,11 +109,11 @@ def test_training_step_reduces_loss():
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     x, y = torch.randn(8, 3, 4, 16, 16), torch.randint(0, 7, (8,))
     first = None
-    for _ in range(30):
+    for _ in range(60):
         loss = F.cross_entropy(model(x, 'videos'), y)
         first = first if first is not None else loss.item()
         opt.zero_grad()
         loss.backward()
         opt.step()
-    assert loss.item() < 0.5 * first
+    assert loss.item() < 0.25 * first  # 8 random clips: memorised
     assert model.heads['images'].weight.grad is None  # the other dataset's head took no part
