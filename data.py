@@ -459,21 +459,29 @@ def spatial_crops(x, size, n):
     return torch.stack([x[..., t:t + size, l:l + size] for t, l in zip(tops, lefts)])
 
 
-class ImageDataset(Dataset):
-    """Images. Items are indexed by (index, sample_seed) pairs from ShardedBatchSampler."""
-    is_video = False
+class _Samples(Dataset):
+    """What images and videos share: (path, label) samples, class names, settings, the final normalisation.
+    Items are indexed by (index, sample_seed) pairs from ShardedBatchSampler."""
 
     def __init__(self, samples, classes, train, spec, cfg):
-        self.samples, self.classes, self.train, self.cfg = samples, classes, train, cfg
-        self.train_transform = v2.Compose([
-            v2.RandomResizedCrop(cfg.img_size, scale=spec['crop_scale'], ratio=(3 / 4, 4 / 3), antialias=True),
-            v2.RandomHorizontalFlip(p=0.5 if spec['flip'] else 0.0),
-            _normalise(cfg),
-        ])
+        self.samples, self.classes, self.train, self.spec, self.cfg = samples, classes, train, spec, cfg
         self.normalise = _normalise(cfg)
 
     def __len__(self):
         return len(self.samples)
+
+
+class ImageDataset(_Samples):
+    """Images, (3, S, S) in training and (V, 3, S, S) views in evaluation."""
+    is_video = False
+
+    def __init__(self, samples, classes, train, spec, cfg):
+        super().__init__(samples, classes, train, spec, cfg)
+        self.train_transform = v2.Compose([
+            v2.RandomResizedCrop(cfg.img_size, scale=spec['crop_scale'], ratio=(3 / 4, 4 / 3), antialias=True),
+            v2.RandomHorizontalFlip(p=0.5 if spec['flip'] else 0.0),
+            self.normalise,
+        ])
 
     def __getitem__(self, item):
         index, seed = item
@@ -488,24 +496,20 @@ class ImageDataset(Dataset):
         return self.normalise(views), label
 
 
-class VideoDataset(Dataset):
-    """Video clips in the torchvision layout (3, T, H, W). Items are (index, sample_seed) pairs."""
+class VideoDataset(_Samples):
+    """Video clips in the torchvision layout, (3, T, S, S) in training and (V, 3, T, S, S) views in evaluation."""
     is_video = True
 
     def __init__(self, samples, classes, train, spec, cfg):
-        self.samples, self.classes, self.train, self.spec, self.cfg = samples, classes, train, spec, cfg
+        super().__init__(samples, classes, train, spec, cfg)
         low, high = spec['short_side']
         # the same resize, crop and flip for every frame: v2 transforms draw once per call on a (T, 3, H, W) clip
         self.train_transform = v2.Compose([
             v2.RandomResize(round(low * cfg.img_size), round(high * cfg.img_size) + 1, antialias=True),
             v2.RandomCrop(cfg.img_size),
             v2.RandomHorizontalFlip(p=0.5 if spec['flip'] else 0.0),
-            _normalise(cfg),
+            self.normalise,
         ])
-        self.normalise = _normalise(cfg)
-
-    def __len__(self):
-        return len(self.samples)
 
     def __getitem__(self, item):
         index, seed = item
