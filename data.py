@@ -2,8 +2,9 @@
 Data: dataset readers, synthetic datasets in the real on-disk layouts, clip sampling, transforms, loaders.
 
 Our machines have no internet and a laptop has no Kinetics, so this module can WRITE small synthetic
-datasets in exactly the layouts of the real downloads (Tiny-ImageNet-200 for images, UCF101 for videos),
-and the very same reader reads either. One small reader per on-disk format turns a dataset root into
+datasets in exactly the layouts of the real downloads (images: Tiny-ImageNet-200, CIFAR-100, an ImageNet-style
+class-folder tree; videos: UCF101, HMDB51, Kinetics, Something-Something v2, Moments in Time), and the very
+same reader reads either. One small reader per on-disk format turns a dataset root into
 `samples`, a list of (path, label), and `classes`, a list of human-readable names.
 
     python data.py tinyimagenet OUT_DIR --seed 0     # write a synthetic Tiny-ImageNet-200 layout
@@ -19,12 +20,18 @@ range raises ValueError "<file>:<line>: <what is wrong>: <the line>" when the lo
 training. A sample that cannot be read (missing or empty file, undecodable image or video, no video
 stream) raises RuntimeError naming the file and the reason, chained to the original exception: the run
 stops. Nothing is silently dropped or replaced, because a silently shrinking dataset changes the results.
+The one exception is Kinetics, whose real downloads always miss clips taken off YouTube: read_kinetics skips
+CSV rows without a clip on disk and prints how many it skipped.
 """
 
 import argparse
 import contextlib
+import csv
 import difflib
+import functools
+import json
 import os
+import pickle
 import shutil
 import time
 from pathlib import Path
@@ -42,7 +49,7 @@ DATASET_DEFAULTS = dict(
     format=None,            # on-disk layout, a key of FORMATS
     root=None,              # dataset root directory
     synthetic=False,        # write a synthetic copy at root first if root does not exist
-    fold=1,                 # official split number (UCF101: 1, 2 or 3)
+    fold=1,                 # official split number (UCF101, HMDB51: 1, 2 or 3)
     batch_size=32,          # per rank
     num_frames=8,           # frames per video clip
     clip_seconds=2.67,      # temporal window of a clip (IV-ViT)
@@ -172,6 +179,254 @@ def read_ucf101(root, split, fold=1):
             if int(fields[1]) != label + 1:
                 raise _bad_line(path, n, f'label {fields[1]} is not that of class {parts[0]} ({label + 1})', line)
         samples.append((str(root / 'UCF-101' / fields[0]), label))
+    return samples, classes
+
+
+IMAGE_SUFFIXES = ('.jpeg', '.jpg', '.png')  # compared lower-cased: ImageNet's .JPEG counts
+
+
+def read_imagefolder(root, split):
+    """
+    ImageNet-style class-folder tree: <root>/{train,val}/<class>/*.{JPEG,jpg,png} (case-insensitive suffix).
+    The classes are the sorted folder names of train/, so that both splits share one label map; a val
+    folder that is not a training class is an error.
+    """
+    _check_split(split)
+    root = _check_root(root, 'imagefolder')
+    if not (root / 'train').is_dir():
+        raise FileNotFoundError(f"{root / 'train'} is missing: the classes are the folders of the train split")
+    classes = sorted(d.name for d in (root / 'train').iterdir() if d.is_dir())
+    label_of = {name: label for label, name in enumerate(classes)}
+    samples = []
+    for folder in sorted(d for d in (root / split).iterdir() if d.is_dir()):
+        if folder.name not in label_of:
+            raise ValueError(f"{folder}: class {folder.name!r} has no folder in {root / 'train'}")
+        files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise FileNotFoundError(f"no .JPEG, .jpg or .png images in {folder}")
+        samples += [(str(f), label_of[folder.name]) for f in files]
+    return samples, classes
+
+
+
+def _cifar_file(root, split):
+    return Path(root) / 'cifar-100-python' / ('train' if split == 'train' else 'test')
+
+
+@functools.lru_cache(maxsize=4)
+def _cifar_arrays(path):
+    """
+    One CIFAR-100 pickle as (images uint8 (N, 3, 32, 32), fine labels list), read once per process: the
+    reader and every sample of a loader share it. The files were pickled by Python 2, hence encoding='bytes'
+    (keys and strings come back as bytes). Pickles can run code: read only the official files or ours.
+    """
+    with open(path, 'rb') as f:
+        batch = pickle.load(f, encoding='bytes')
+    rows, labels = np.asarray(batch.get(b'data')), batch.get(b'fine_labels')
+    if rows.dtype != np.uint8 or rows.ndim != 2 or rows.shape[1] != 3 * 32 * 32:
+        raise ValueError(f"{path}: b'data' must be N x 3072 uint8, got {rows.shape} {rows.dtype}")
+    if labels is None or len(labels) != len(rows):
+        raise ValueError(f"{path}: b'fine_labels' must hold one label per row of b'data' ({len(rows)})")
+    # each row is channel-major: 1024 red values, then 1024 green, then 1024 blue, each plane row by row
+    return torch.from_numpy(rows).view(-1, 3, 32, 32), list(labels)  # (N, 3, 32, 32)
+
+
+def read_cifar_image(path, index):
+    """Image `index` of a CIFAR-100 pickle as uint8 (3, 32, 32)."""
+    return _cifar_arrays(str(path))[0][index]
+
+
+def read_cifar100(root, split):
+    """
+    CIFAR-100 'python version', as extracted from cifar-100-python.tar.gz into root:
+        cifar-100-python/train, test      pickled dicts: b'data' N x 3072 uint8 channel-major, b'fine_labels',
+                                          b'coarse_labels', b'filenames'; 'val' means the official test set
+        cifar-100-python/meta             b'fine_label_names' (and b'coarse_label_names')
+    The images live in memory, so a sample is (row index into the split's array, fine label); CifarDataset
+    turns the index back into an image.
+    """
+    _check_split(split)
+    root = _check_root(root, 'cifar100')
+    meta = root / 'cifar-100-python' / 'meta'
+    with open(meta, 'rb') as f:
+        names = pickle.load(f, encoding='bytes').get(b'fine_label_names')
+    if not names:
+        raise ValueError(f"{meta}: no b'fine_label_names'")
+    classes = [n.decode() if isinstance(n, bytes) else n for n in names]
+    path = _cifar_file(root, split)
+    _, labels = _cifar_arrays(str(path))
+    bad = [i for i, y in enumerate(labels) if not 0 <= y < len(classes)]
+    if bad:
+        raise ValueError(f"{path}: fine label {labels[bad[0]]} of row {bad[0]} is out of range "
+                         f"0..{len(classes) - 1}")
+    return list(enumerate(labels)), classes
+
+
+def read_hmdb51(root, split, fold=1):
+    """
+    HMDB51 layout:
+        videos/<class>/<video>.avi
+        splits/<class>_test_split{1,2,3}.txt       '<video>.avi <n>': 1 train, 2 test ('val'), 0 unused
+    The classes are the sorted class names of the fold's split files (names hold underscores: brush_hair).
+    """
+    _check_split(split)
+    root = _check_root(root, 'hmdb51')
+    if fold not in (1, 2, 3):
+        raise ValueError(f"HMDB51 has official splits 1, 2, 3; got fold={fold!r}")
+    suffix = f"_test_split{fold}.txt"
+    files = sorted((root / 'splits').glob(f"*{suffix}"))
+    if not files:
+        raise FileNotFoundError(f"no split files *{suffix} in {root / 'splits'}")
+    classes = [f.name[:-len(suffix)] for f in files]
+    wanted = '1' if split == 'train' else '2'
+    samples = []
+    for label, (cls, path) in enumerate(zip(classes, files)):
+        for n, line in _lines(path):
+            fields = line.rsplit(maxsplit=1)
+            if len(fields) != 2 or fields[1] not in ('0', '1', '2') or not fields[0].endswith('.avi'):
+                raise _bad_line(path, n, 'expected "<video>.avi <0, 1 or 2>"', line)
+            if fields[1] == wanted:
+                samples.append((str(root / 'videos' / cls / fields[0]), label))
+    return samples, classes
+
+
+KINETICS_COLUMNS = ('label', 'youtube_id', 'time_start', 'time_end')
+
+
+def _csv_rows(path):
+    """(line number, row) of a CSV file read with the csv module (quoted fields may hold commas)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"annotation file {path} is missing (is the dataset root complete?)")
+    with open(path, newline='', encoding='utf-8') as f:
+        reader = csv.reader(f)
+        return [(reader.line_num, row) for row in reader if any(field.strip() for field in row)]
+
+
+def _kinetics_rows(path):
+    """(line number, label, clip file name) of a Kinetics CSV with header label,youtube_id,time_start,..."""
+    rows = _csv_rows(path)
+    if not rows or not all(c in rows[0][1] for c in KINETICS_COLUMNS):
+        raise ValueError(f"{path}:1: expected a header with columns {', '.join(KINETICS_COLUMNS)}")
+    header = rows[0][1]
+    columns = [header.index(c) for c in KINETICS_COLUMNS]
+    out = []
+    for n, row in rows[1:]:
+        if len(row) != len(header):
+            raise _bad_line(path, n, f'expected {len(header)} fields ({",".join(header)})', ','.join(row))
+        label, youtube_id, start, end = (row[c] for c in columns)
+        if not (start.isdigit() and end.isdigit()) or not label or not youtube_id:
+            raise _bad_line(path, n, 'expected a label, a youtube_id and integer times', ','.join(row))
+        out.append((n, label, f"{youtube_id}_{int(start):06d}_{int(end):06d}.mp4"))
+    return out
+
+
+def read_kinetics(root, split):
+    """
+    Kinetics-400/600/700 layout (the clips as cut by the usual download scripts):
+        annotations/train.csv, validate.csv       'label,youtube_id,time_start,time_end,split[,is_cc]',
+                                                  labels with spaces double-quoted (read with the csv module)
+        {train,val}/<label>/<youtube_id>_<start:06d>_<end:06d>.mp4
+    The classes are the sorted labels of train.csv. Real downloads always miss some videos (taken off
+    YouTube), so a row whose clip is not on disk is skipped: the ONE place in this module where samples
+    are dropped, and it is loud: one line "<csv>: N of M clips missing on disk" when N > 0.
+    """
+    _check_split(split)
+    root = _check_root(root, 'kinetics')
+    train_csv = root / 'annotations' / 'train.csv'
+    classes = sorted({label for _, label, _ in _kinetics_rows(train_csv)})
+    label_of = {name: label for label, name in enumerate(classes)}
+    path = train_csv if split == 'train' else root / 'annotations' / 'validate.csv'
+    rows = _kinetics_rows(path)
+    on_disk = {}  # label -> set of file names in its folder: one listing per folder, not one stat per clip
+    samples = []
+    for n, label, name in rows:
+        if label not in label_of:
+            raise _bad_line(path, n, f'label {label!r} is not in {train_csv}', label)
+        folder = root / split / label
+        if label not in on_disk:
+            on_disk[label] = set(os.listdir(folder)) if folder.is_dir() else set()
+        if name in on_disk[label]:
+            samples.append((str(folder / name), label_of[label]))
+    missing = len(rows) - len(samples)
+    if rows and not samples:
+        raise FileNotFoundError(f"{path}: none of its {len(rows)} clips is on disk, e.g. "
+                                f"{root / split / rows[0][1] / rows[0][2]}")
+    if missing:
+        print(f"{path}: {missing} of {len(rows)} clips missing on disk")
+    return samples, classes
+
+
+def read_ssv2(root, split):
+    """
+    Something-Something v2 layout:
+        labels.json                               {"Approaching something with your camera": "0", ...}
+        train.json, validation.json               [{"id": "78687", "label": ..., "template": "Approaching
+                                                  [something] with your camera", "placeholders": [...]}, ...]
+        videos/<id>.webm                          VP9 WebM
+    The class of an entry is its template with '[' and ']' removed.
+    """
+    _check_split(split)
+    root = _check_root(root, 'ssv2')
+    index = _json(root / 'labels.json')
+    if not isinstance(index, dict) or sorted(map(str, index.values())) != sorted(map(str, range(len(index)))):
+        raise ValueError(f"{root / 'labels.json'}: expected {{name: index}} with the indices 0..N-1 as strings")
+    classes = sorted(index, key=lambda name: int(index[name]))
+    path = root / ('train.json' if split == 'train' else 'validation.json')
+    entries = _json(path)
+    if not isinstance(entries, list):
+        raise ValueError(f"{path}: expected a JSON array of entries")
+    samples = []
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict) or 'id' not in entry or 'template' not in entry:
+            raise ValueError(f"{path}: entry {i}: expected an object with 'id' and 'template': {entry!r}")
+        name = entry['template'].replace('[', '').replace(']', '')
+        if name not in index:
+            raise ValueError(f"{path}: entry {i}: class {name!r} (template {entry['template']!r}) "
+                             f"is not in {root / 'labels.json'}")
+        samples.append((str(root / 'videos' / f"{entry['id']}.webm"), int(index[name])))
+    return samples, classes
+
+
+def _json(path):
+    """A JSON file; a syntax error names the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"annotation file {path} is missing (is the dataset root complete?)")
+    try:
+        return json.loads(path.read_text(encoding='utf-8'))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}:{e.lineno}: {e.msg} (column {e.colno})") from e
+
+
+def read_moments(root, split):
+    """
+    Moments in Time layout:
+        categories.txt                            'name,index' per line, or 'name' alone (index = line order)
+        trainingSet.csv, validationSet.csv        no header: 'class/file.mp4,class,...'
+        training/<class>/<file>.mp4, validation/<class>/<file>.mp4
+    """
+    _check_split(split)
+    root = _check_root(root, 'moments')
+    categories = root / 'categories.txt'
+    index = {}
+    for order, (n, line) in enumerate(_lines(categories)):
+        name, _, number = line.rpartition(',') if ',' in line else (line, '', str(order))
+        if not name or not number.isdigit() or name in index or int(number) in index.values():
+            raise _bad_line(categories, n, 'expected a new "name,index" or "name"', line)
+        index[name] = int(number)
+    if sorted(index.values()) != list(range(len(index))):
+        raise ValueError(f"{categories}: the indices must be 0..{len(index) - 1}")
+    classes = sorted(index, key=index.get)
+    path, folder = ((root / 'trainingSet.csv', root / 'training') if split == 'train' else
+                    (root / 'validationSet.csv', root / 'validation'))
+    samples = []
+    for n, row in _csv_rows(path):
+        if len(row) < 2 or row[0].split('/')[0] != row[1]:
+            raise _bad_line(path, n, 'expected "class/file.mp4,class,..."', ','.join(row))
+        if row[1] not in index:
+            raise _bad_line(path, n, f'class {row[1]!r} is not in {categories}', ','.join(row))
+        samples.append((str(folder / row[0]), index[row[1]]))
     return samples, classes
 
 
@@ -345,6 +600,189 @@ def write_synthetic_ucf101(root, seed=0, classes=UCF_CLASSES, groups=25, clips=2
         (lists / f"testlist0{k}.txt").write_text(test)
 
 
+def write_video(path, frames, fps, codec, audio=False):
+    """
+    Write frames (T, H, W, 3) uint8 in the container named by the suffix (.mp4, .webm), with codec 'libx264'
+    (H.264) or 'libvpx-vp9' (VP9); audio=True adds an AAC track holding a sine, like most Kinetics clips.
+    One thread and bitexact muxing: the same seed writes the same bytes.
+    """
+    container_format = {'.mp4': 'mp4', '.webm': 'webm'}[Path(path).suffix]
+    with av.open(str(path), 'w', format=container_format, options={'fflags': '+bitexact'}) as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], 'yuv420p'
+        stream.codec_context.thread_count = 1
+        if codec == 'libvpx-vp9':
+            stream.options = {'deadline': 'realtime', 'cpu-used': '8'}  # fast enough for tests
+        if audio:
+            _write_sine(container, seconds=len(frames) / fps, hz=220 + 20 * (int(frames[0, 0, 0, 0]) % 32))
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format='rgb24')))
+        container.mux(stream.encode())  # flush
+
+
+def _write_sine(container, seconds, hz, rate=16000):
+    """An AAC mono track holding a sine; PyAV cuts the one long frame into the encoder's 1024-sample frames."""
+    stream = container.add_stream('aac', rate=rate)
+    stream.layout = 'mono'
+    stream.codec_context.thread_count = 1
+    t = np.arange(round(seconds * rate)) / rate
+    frame = av.AudioFrame.from_ndarray((0.2 * np.sin(2 * np.pi * hz * t)).astype(np.float32)[None],
+                                       format='fltp', layout='mono')  # (1, samples), planar float
+    frame.sample_rate, frame.pts = rate, 0
+    container.mux(stream.encode(frame))
+    container.mux(stream.encode())  # flush
+
+
+def _synthetic_video(cls, seed, dataset, n, width, height, fps, seconds):
+    """Frames of synthetic video n of UCF-style class cls; `dataset` keeps the formats' pixels distinct."""
+    rng = np.random.default_rng([seed, dataset, UCF_CLASSES.index(cls), n])
+    return render_video(cls, rng, width, height, round(seconds * fps))
+
+
+def write_synthetic_cifar100(root, seed=0, num_classes=10, train_per_class=20, test_per_class=5):
+    """Write CIFAR-100 python pickles (see read_cifar100) of num_classes 32 x 32 appearance classes."""
+    folder = Path(root) / 'cifar-100-python'
+    folder.mkdir(parents=True, exist_ok=True)
+    names = [f"{colour}_{shape}" for colour, shape in TINY_CLASSES[:num_classes]]  # CIFAR style: aquarium_fish
+    for split, per_class in (('train', train_per_class), ('test', test_per_class)):
+        labels = np.random.default_rng([seed, 3, split == 'train']).permutation(
+            np.repeat(np.arange(num_classes), per_class)).tolist()
+        images = [render_image(*TINY_CLASSES[y], np.random.default_rng([seed, 4, split == 'train', n]), 32)[0]
+                  for n, y in enumerate(labels)]                                   # N x (32, 32, 3)
+        rows = np.stack(images).transpose(0, 3, 1, 2).reshape(len(labels), 3072)   # (N, 3072), channel-major
+        batch = {b'data': rows, b'fine_labels': labels, b'coarse_labels': [0] * len(labels),
+                 b'filenames': [f"{names[y]}_s_{n:06d}.png".encode() for n, y in enumerate(labels)]}
+        with open(folder / split, 'wb') as f:
+            pickle.dump(batch, f)
+    with open(folder / 'meta', 'wb') as f:
+        pickle.dump({b'fine_label_names': [n.encode() for n in names], b'coarse_label_names': [b'shapes']}, f)
+
+
+def write_synthetic_imagefolder(root, seed=0, num_classes=10, train_per_class=20, val_per_class=5, size=64):
+    """Write an ImageNet-style class-folder tree of JPEGs (see read_imagefolder)."""
+    for split, per_class in (('train', train_per_class), ('val', val_per_class)):
+        for label, (colour, shape) in enumerate(TINY_CLASSES[:num_classes]):
+            folder = Path(root) / split / f"{colour}_{shape}"
+            folder.mkdir(parents=True, exist_ok=True)
+            for n in range(per_class):
+                rng = np.random.default_rng([seed, 5, split == 'train', label, n])
+                image, _ = render_image(colour, shape, rng, size)
+                Image.fromarray(image).save(folder / f"{colour}_{shape}_{n}.JPEG", quality=90)
+
+
+def _snake(name):
+    """'MoveLeft' -> 'move_left', HMDB51's style of class names."""
+    return ''.join('_' + c.lower() if c.isupper() else c for c in name).lstrip('_')
+
+
+def write_synthetic_hmdb51(root, seed=0, classes=UCF_CLASSES, videos_per_class=8, width=64, height=48, fps=25,
+                           seconds=2.0):
+    """
+    Write an HMDB51 layout (see read_hmdb51) of mpeg4 AVIs. In split k, video n is marked
+    (1, 1, 2, 0)[(n + k) % 4]: half train, a quarter test, a quarter unused, different in each split.
+    """
+    root = Path(root)
+    (root / 'splits').mkdir(parents=True, exist_ok=True)
+    for cls in classes:
+        name = _snake(cls)
+        (root / 'videos' / name).mkdir(parents=True, exist_ok=True)
+        videos = [f"{name}_clip{n:02d}_f_cm_np1_fr_med_0.avi" for n in range(videos_per_class)]
+        for n, video in enumerate(videos):
+            frames = _synthetic_video(cls, seed, 6, n, width, height, fps, seconds)
+            write_avi(root / 'videos' / name / video, frames, fps)
+        for k in (1, 2, 3):
+            lines = ''.join(f"{video} {(1, 1, 2, 0)[(n + k) % 4]} \n" for n, video in enumerate(videos))
+            (root / 'splits' / f"{name}_test_split{k}.txt").write_text(lines)  # trailing space: as the real files
+
+
+# Kinetics-style names: spaces (quoted in the CSV), an apostrophe and parentheses, as in real labels.
+KINETICS_NAMES = {'MoveLeft': 'moving something left', 'MoveRight': 'moving something right', 'Grow': 'growing',
+                  'Shrink': 'shrinking (zooming out)', 'BounceBall': 'bouncing a ball',
+                  'BounceBox': "bouncing somebody's box"}
+
+
+def _csv_field(text):
+    """A CSV field quoted as in the Kinetics files: only when it holds a space, comma or quote."""
+    return f'"{text.replace(chr(34), chr(34) * 2)}"' if any(c in text for c in ' ,"') else text
+
+
+def write_synthetic_kinetics(root, seed=0, classes=UCF_CLASSES, train_per_class=8, val_per_class=2, width=64,
+                             height=48, fps=25, seconds=2.0):
+    """Write a Kinetics layout (see read_kinetics): H.264 MP4 clips with an AAC sine track, and the CSVs."""
+    root = Path(root)
+    (root / 'annotations').mkdir(parents=True, exist_ok=True)
+    alphabet = np.array(list('abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_'))
+    for split, csv_name, per_class in (('train', 'train.csv', train_per_class),
+                                       ('val', 'validate.csv', val_per_class)):
+        lines = ['label,youtube_id,time_start,time_end,split,is_cc\n']
+        for cls in classes:
+            label = KINETICS_NAMES[cls]
+            (root / split / label).mkdir(parents=True, exist_ok=True)
+            for n in range(per_class):
+                rng = np.random.default_rng([seed, 7, split == 'train', UCF_CLASSES.index(cls), n])
+                youtube_id, start = ''.join(rng.choice(alphabet, 11)), int(rng.integers(0, 300))
+                frames = _synthetic_video(cls, seed, 8 + (split == 'train'), n, width, height, fps, seconds)
+                write_video(root / split / label / f"{youtube_id}_{start:06d}_{start + 10:06d}.mp4", frames, fps,
+                            'libx264', audio=True)
+                lines.append(f"{_csv_field(label)},{youtube_id},{start},{start + 10},{split},0\n")
+        (root / 'annotations' / csv_name).write_text(''.join(lines))
+
+
+# Something-Something v2 style templates; the class is the template without brackets.
+SSV2_TEMPLATES = {'MoveLeft': 'Pushing [something] from right to left',
+                  'MoveRight': 'Pushing [something] from left to right',
+                  'Grow': 'Approaching [something] with your camera',
+                  'Shrink': 'Moving away from [something] with your camera',
+                  'BounceBall': 'Throwing [something] in the air and catching it',
+                  'BounceBox': 'Lifting [something] up completely, then letting it drop down'}
+
+
+def write_synthetic_ssv2(root, seed=0, classes=UCF_CLASSES, train_per_class=8, val_per_class=2, width=64,
+                         height=48, fps=12, seconds=2.0):
+    """Write a Something-Something v2 layout (see read_ssv2): VP9 WebM videos (12 fps, as SSv2) and the JSONs."""
+    root = Path(root)
+    (root / 'videos').mkdir(parents=True, exist_ok=True)
+    names = [SSV2_TEMPLATES[cls].replace('[', '').replace(']', '') for cls in classes]
+    (root / 'labels.json').write_text(json.dumps({name: str(i) for i, name in enumerate(names)}, indent=1))
+    next_id = 1000
+    for split, json_name, per_class in (('train', 'train.json', train_per_class),
+                                        ('val', 'validation.json', val_per_class)):
+        entries = []
+        for cls in classes:
+            template = SSV2_TEMPLATES[cls]
+            for n in range(per_class):
+                frames = _synthetic_video(cls, seed, 10 + (split == 'train'), n, width, height, fps, seconds)
+                write_video(root / 'videos' / f"{next_id}.webm", frames, fps, 'libvpx-vp9')
+                entries.append({'id': str(next_id), 'label': template.replace('[something]', 'a shape'),
+                                'template': template, 'placeholders': ['a shape']})
+                next_id += 1
+        (root / json_name).write_text(json.dumps(entries, indent=1))
+
+
+MOMENTS_NAMES = {'MoveLeft': 'leaving', 'MoveRight': 'entering', 'Grow': 'inflating', 'Shrink': 'deflating',
+                 'BounceBall': 'bouncing', 'BounceBox': 'dropping'}
+
+
+def write_synthetic_moments(root, seed=0, classes=UCF_CLASSES, train_per_class=8, val_per_class=2, width=64,
+                            height=48, fps=25, seconds=2.0):
+    """Write a Moments in Time layout (see read_moments) of H.264 MP4 videos (3 s in the real set)."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    names = [MOMENTS_NAMES[cls] for cls in classes]
+    (root / 'categories.txt').write_text(''.join(f"{name},{i}\n" for i, name in enumerate(names)))
+    for split, folder, csv_name, per_class in (('train', 'training', 'trainingSet.csv', train_per_class),
+                                               ('val', 'validation', 'validationSet.csv', val_per_class)):
+        lines = []
+        for cls, name in zip(classes, names):
+            (root / folder / name).mkdir(parents=True, exist_ok=True)
+            for n in range(per_class):
+                rel = f"{name}/yt-{split}{n:04d}_{seed}.mp4"
+                frames = _synthetic_video(cls, seed, 12 + (split == 'train'), n, width, height, fps, seconds)
+                write_video(root / folder / rel, frames, fps, 'libx264')
+                lines.append(f"{rel},{name},3,0\n")
+        (root / csv_name).write_text(''.join(lines))
+
+
 # -----------------------------------------------------------------------------
 # reading samples: images with PIL, videos with PyAV
 
@@ -486,7 +924,7 @@ class ImageDataset(_Samples):
     def __getitem__(self, item):
         index, seed = item
         path, label = self.samples[index]
-        image = read_image(path)  # (3, H, W) uint8
+        image = self.load(path)  # (3, H, W) uint8
         if self.train:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
@@ -494,6 +932,16 @@ class ImageDataset(_Samples):
         image = TF.resize(image, self.cfg.img_size, antialias=True)  # short side = S
         views = spatial_crops(image, self.cfg.img_size, self.cfg.num_spatial_crops)  # (V, 3, S, S)
         return self.normalise(views), label
+
+    def load(self, path):
+        return read_image(path)
+
+
+class CifarDataset(ImageDataset):
+    """CIFAR-100: a sample's 'path' is its row in the split's pickle, which each process reads once."""
+
+    def load(self, index):
+        return read_cifar_image(_cifar_file(self.spec['root'], 'train' if self.train else 'val'), index)
 
 
 class VideoDataset(_Samples):
@@ -583,13 +1031,22 @@ class ShardedBatchSampler(Sampler):
 
 
 # One entry per on-disk format: (kind of sample, reader(spec, split), writer of a synthetic copy).
+# The kind picks the dataset class: 'cifar' samples are rows of an in-memory array, not files.
 FORMATS = {
     'tinyimagenet': ('image', lambda spec, split: read_tinyimagenet(spec['root'], split),
                      write_synthetic_tinyimagenet),
     'ucf101': ('video', lambda spec, split: read_ucf101(spec['root'], split, spec['fold']),
                write_synthetic_ucf101),
+    'imagefolder': ('image', lambda spec, split: read_imagefolder(spec['root'], split),
+                    write_synthetic_imagefolder),
+    'cifar100': ('cifar', lambda spec, split: read_cifar100(spec['root'], split), write_synthetic_cifar100),
+    'hmdb51': ('video', lambda spec, split: read_hmdb51(spec['root'], split, spec['fold']),
+               write_synthetic_hmdb51),
+    'kinetics': ('video', lambda spec, split: read_kinetics(spec['root'], split), write_synthetic_kinetics),
+    'ssv2': ('video', lambda spec, split: read_ssv2(spec['root'], split), write_synthetic_ssv2),
+    'moments': ('video', lambda spec, split: read_moments(spec['root'], split), write_synthetic_moments),
 }
-DATASETS = {'image': ImageDataset, 'video': VideoDataset}
+DATASETS = {'image': ImageDataset, 'cifar': CifarDataset, 'video': VideoDataset}
 
 
 def dataset_spec(name, spec):
@@ -673,8 +1130,8 @@ def round_robin(loaders):
 
 if __name__ == '__main__':
     parser = argparse.ArgumentParser(description="Write a synthetic dataset in the on-disk layout of a real one "
-                                     "(tinyimagenet: Tiny-ImageNet-200, 10 classes of coloured shapes; ucf101: "
-                                     "UCF101, 6 classes of moving shapes, 300 MPEG-4 AVI videos with 3 splits).")
+                                     "(image formats: 10 classes of coloured shapes; video formats: 6 classes of "
+                                     "moving shapes, e.g. ucf101: 300 MPEG-4 AVI videos with 3 splits).")
     parser.add_argument('format', choices=list(FORMATS), help="the layout to write")
     parser.add_argument('out_dir', help="dataset root to write (use it as the dataset's root in a config)")
     parser.add_argument('--seed', type=int, default=0, help="the same seed writes the same pixels and split files")

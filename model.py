@@ -14,6 +14,7 @@ mlp.fc2, norm), so that readers who know timm find their way, and weights conver
 """
 
 import math
+import re
 
 import torch
 import torch.nn as nn
@@ -186,3 +187,93 @@ def configure_optimizer(model, lr, weight_decay, betas, device_type):
     groups = [dict(params=[p for n, p in params if not no_decay(n, p)], weight_decay=weight_decay),
               dict(params=[p for n, p in params if no_decay(n, p)], weight_decay=0.0)]
     return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=device_type == 'cuda')
+
+
+# -----------------------------------------------------------------------------
+# torchvision weights: parity tests and pretrained initialisation
+
+_VIT_BLOCK_KEYS = {'ln_1.': 'norm1.', 'self_attention.in_proj_': 'attn.qkv.', 'self_attention.out_proj.': 'attn.proj.',
+                   'ln_2.': 'norm2.', 'mlp.0.': 'mlp.fc1.', 'mlp.3.': 'mlp.fc2.'}
+_VIT_KEYS = {'conv_proj.': 'patch_embed.', 'class_token': 'cls_token', 'encoder.pos_embedding': 'pos_embed',
+             'encoder.ln.': 'norm.'}
+
+
+def _vit_key(key, head):
+    """A torchvision VisionTransformer state-dict key -> ours (None if there is no such place)."""
+    block = re.fullmatch(r'encoder\.layers\.encoder_layer_(\d+)\.(.+)', key)
+    prefix, table, rest = ('', _VIT_KEYS, key) if block is None else (f'blocks.{block[1]}.', _VIT_BLOCK_KEYS, block[2])
+    table = {**table, 'heads.head.': f'heads.{head}.'} if block is None else table
+    for old, new in table.items():
+        if rest.startswith(old):
+            return prefix + new + rest[len(old):]
+    return None
+
+
+def convert_state_dict(theirs, ours, rename):
+    """Map every key of `theirs` with rename(key) onto `ours` (both state dicts), checking every shape.
+
+    A key of theirs with no place in ours, a shape that does not fit, or a key of ours left without a value is
+    an error naming the key: a converter that silently skips weights produces a model that is silently wrong.
+    """
+    out = {}
+    for key, value in theirs.items():
+        new = rename(key)
+        if new is None or new not in ours:
+            raise KeyError(f'torchvision key {key!r} has no place in this model (mapped to {new!r})')
+        if value.shape != ours[new].shape:
+            raise ValueError(f'torchvision {key!r} {tuple(value.shape)} does not fit {new!r} {tuple(ours[new].shape)}')
+        out[new] = value
+    missing = sorted(set(ours) - set(out))
+    if missing:
+        raise KeyError(f'no torchvision weights for {missing}')
+    return out
+
+
+def from_torchvision(tv_model, dataset='torchvision', shift_div=0):
+    """This project's model with the weights of a torchvision VisionTransformer (vit_b_16 or any size).
+
+    The architecture is read from the module itself, and the single classification head is named `dataset`.
+    On images the logits equal torchvision's; on a video (B, 3, T, H, W) with shift_div=0 they equal the head
+    applied to the mean of torchvision's per-frame class-token features.
+    """
+    import torchvision
+    if not isinstance(tv_model, torchvision.models.VisionTransformer):
+        raise TypeError(f'from_torchvision takes a torchvision VisionTransformer, got {type(tv_model).__name__}')
+    layers = tv_model.encoder.layers
+    model = VisionTransformer({dataset: tv_model.num_classes}, img_size=tv_model.image_size,
+                              patch_size=tv_model.patch_size, dim=tv_model.hidden_dim, depth=len(layers),
+                              num_heads=layers[0].self_attention.num_heads,
+                              mlp_ratio=tv_model.mlp_dim / tv_model.hidden_dim, shift_div=shift_div)
+    state = convert_state_dict(tv_model.state_dict(), model.state_dict(), lambda k: _vit_key(k, dataset))
+    model.load_state_dict(state)
+    return model
+
+
+def resize_pos_embed(pos_embed, grid):
+    """(1, 1 + g*g, D) -> (1, 1 + grid*grid, D): the patch positions resampled bicubically, the class token's kept."""
+    cls, patches = pos_embed[:, :1], pos_embed[:, 1:]
+    g = math.isqrt(patches.shape[1])
+    patches = patches.reshape(1, g, g, -1).permute(0, 3, 1, 2)                        # (1, D, g, g)
+    patches = F.interpolate(patches, size=(grid, grid), mode='bicubic', align_corners=False)
+    return torch.cat([cls, patches.permute(0, 2, 3, 1).flatten(1, 2)], dim=1)         # (1, 1 + grid*grid, D)
+
+
+def load_torchvision_backbone(model, name):
+    """Copy the backbone of torchvision's pretrained `name` (e.g. 'vit_b_16') into model; the heads stay new.
+
+    torchvision downloads the weights on first use. The position embedding is resampled when model's input
+    size differs from the pretrained one (e.g. 64x64 Tiny-ImageNet crops from 224x224 ImageNet weights).
+    """
+    import torchvision
+    tv_model = torchvision.models.get_model(name, weights='DEFAULT')
+    if not isinstance(model, VisionTransformer):
+        raise ValueError(f"init_from='torchvision:{name}' needs backbone='vit'")
+    state = {k: v for k, v in tv_model.state_dict().items() if not k.startswith('heads.')}
+    grid = math.isqrt(model.pos_embed.shape[1] - 1)
+    state['encoder.pos_embedding'] = resize_pos_embed(state['encoder.pos_embedding'], grid)
+    ours = {k: v for k, v in model.state_dict().items() if not k.startswith('heads.')}
+    try:
+        model.load_state_dict(convert_state_dict(state, ours, lambda k: _vit_key(k, None)), strict=False)
+    except (KeyError, ValueError) as e:
+        raise ValueError(f'{name} does not fit the configured model ({e}); for ViT-B/16 set patch_size=16, '
+                         f'dim=768, depth=12, num_heads=12, mlp_ratio=4.0') from e

@@ -26,7 +26,7 @@ import config
 import data
 import losses
 from eval import evaluate, print_results, resolve_device
-from model import build_model, configure_optimizer
+from model import build_model, configure_optimizer, load_torchvision_backbone
 
 try:
     cfg = config.load(sys.argv[1:])
@@ -83,8 +83,12 @@ if cfg.init_from == 'resume':
     if master:
         print(f'resumed from {ckpt_path} at iteration {iter_num}')
     del ckpt
+elif cfg.init_from.startswith('torchvision:'):
+    if master:  # DDP's constructor copies rank 0's weights to the other ranks: one download is enough
+        load_torchvision_backbone(model, cfg.init_from.split(':', 1)[1])
+        print(f'backbone initialised from {cfg.init_from}; heads from scratch')
 elif cfg.init_from != 'scratch':
-    sys.exit(f"init_from must be 'scratch' or 'resume', got {cfg.init_from!r}")
+    sys.exit(f"init_from must be 'scratch', 'resume' or 'torchvision:<model name>', got {cfg.init_from!r}")
 if master:
     print(f'model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters')
 raw_model = model  # evaluation and checkpoints use the plain module

@@ -1,0 +1,323 @@
+"""Tests of the readers of data.py beyond Tiny-ImageNet and UCF101: each writes its synthetic layout (or a
+hand-made one for the corner cases of the real files), reads it back and checks classes, labels and paths."""
+
+import pickle
+import re
+from pathlib import Path
+from types import SimpleNamespace
+
+import av
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import data
+
+CLASSES = ('MoveLeft', 'Grow', 'BounceBall')  # 3 of the 6 synthetic video classes keep the writers fast
+VIDEO = dict(classes=CLASSES, seconds=1.0)  # 64 x 48 frames, the renderer's smallest sensible size
+
+
+def make_cfg(**kw):
+    cfg = dict(img_size=32, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), num_workers=0, seed=0,
+               num_temporal_clips=1, num_spatial_crops=1, device='cpu')
+    return SimpleNamespace(**{**cfg, **kw})
+
+
+def write(path, text):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def touch(path):
+    """An empty stand-in for a video: the readers only list files, they never open them."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch()
+
+
+def folder_of(path):
+    return Path(path).parent.name
+
+
+@pytest.fixture(scope='module')
+def roots(tmp_path_factory):
+    """One small synthetic copy of every new format, written once for this module."""
+    base = tmp_path_factory.mktemp('readers')
+    data.write_synthetic_imagefolder(base / 'imagefolder', num_classes=3, train_per_class=2, val_per_class=1,
+                                     size=32)
+    data.write_synthetic_cifar100(base / 'cifar100', num_classes=4, train_per_class=3, test_per_class=2)
+    data.write_synthetic_hmdb51(base / 'hmdb51', videos_per_class=4, **VIDEO)
+    data.write_synthetic_kinetics(base / 'kinetics', train_per_class=2, val_per_class=1, **VIDEO)
+    data.write_synthetic_ssv2(base / 'ssv2', train_per_class=2, val_per_class=1, **VIDEO)
+    data.write_synthetic_moments(base / 'moments', train_per_class=2, val_per_class=1, **VIDEO)
+    return base
+
+
+# -----------------------------------------------------------------------------
+# images: class-folder tree and CIFAR-100
+
+
+def test_imagefolder_synthetic(roots):
+    samples, classes = data.read_imagefolder(roots / 'imagefolder', 'train')
+    assert classes == sorted(f"{c}_{s}" for c, s in data.TINY_CLASSES[:3])
+    assert len(samples) == 3 * 2
+    assert all(classes[label] == folder_of(path) and Path(path).is_file() for path, label in samples)
+    val, val_classes = data.read_imagefolder(roots / 'imagefolder', 'val')
+    assert val_classes == classes and sorted(y for _, y in val) == [0, 1, 2]
+
+
+def save_image(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new('RGB', (8, 8)).save(path, format='PNG')
+
+
+def test_imagefolder_suffixes_and_foreign_class(tmp_path):
+    for name in ('b/x.jpg', 'b/y.png', 'a/z.JPEG'):
+        save_image(tmp_path / 'train' / name)
+    write(tmp_path / 'train' / 'b' / 'notes.txt', 'not an image')
+    samples, classes = data.read_imagefolder(tmp_path, 'train')
+    assert classes == ['a', 'b']
+    assert sorted((Path(p).name, y) for p, y in samples) == [('x.jpg', 1), ('y.png', 1), ('z.JPEG', 0)]
+    save_image(tmp_path / 'val' / 'c' / 'q.png')
+    with pytest.raises(ValueError, match=re.escape(str(tmp_path / 'val' / 'c'))):
+        data.read_imagefolder(tmp_path, 'val')
+
+
+def write_cifar(root, rows, labels, names):
+    folder = Path(root) / 'cifar-100-python'
+    folder.mkdir(parents=True)
+    for split in ('train', 'test'):
+        with open(folder / split, 'wb') as f:
+            pickle.dump({b'data': rows, b'fine_labels': labels, b'filenames': [b'f.png'] * len(labels)}, f)
+    with open(folder / 'meta', 'wb') as f:
+        pickle.dump({b'fine_label_names': [n.encode() for n in names]}, f)
+
+
+def test_cifar_synthetic(roots):
+    samples, classes = data.read_cifar100(roots / 'cifar100', 'train')
+    assert classes == [f"{c}_{s}" for c, s in data.TINY_CLASSES[:4]]
+    assert [i for i, _ in samples] == list(range(4 * 3))
+    assert sorted(y for _, y in samples) == sorted([0, 1, 2, 3] * 3)
+    with open(roots / 'cifar100' / 'cifar-100-python' / 'test', 'rb') as f:
+        test = pickle.load(f, encoding='bytes')
+    val, _ = data.read_cifar100(roots / 'cifar100', 'val')
+    assert [y for _, y in val] == test[b'fine_labels']
+
+
+def test_cifar_channel_major_pixels_and_dataset(tmp_path):
+    rows = np.zeros((2, 3072), np.uint8)
+    rows[1, 0] = 255                    # red plane, pixel (y=0, x=0)
+    rows[1, 1024 + 32 * 5 + 7] = 77     # green plane, pixel (y=5, x=7)
+    rows[1, 2048 + 32 * 31 + 30] = 9    # blue plane, pixel (y=31, x=30)
+    write_cifar(tmp_path, rows, [1, 0], ['apple', 'aquarium_fish'])
+    samples, classes = data.read_cifar100(tmp_path, 'train')
+    assert classes == ['apple', 'aquarium_fish'] and samples == [(0, 1), (1, 0)]
+    image = data.read_cifar_image(data._cifar_file(tmp_path, 'train'), 1)
+    assert image.shape == (3, 32, 32) and image.dtype == torch.uint8
+    assert image[0, 0, 0] == 255 and image[1, 5, 7] == 77 and image[2, 31, 30] == 9 and image.sum() == 255 + 77 + 9
+
+    spec = data.dataset_spec('c', dict(format='cifar100', root=str(tmp_path)))
+    dataset = data.CifarDataset(samples, classes, False, spec, make_cfg())
+    assert torch.equal(dataset.load(1), image)
+    views, label = dataset[(1, 0)]
+    assert views.shape == (1, 3, 32, 32) and label == 0
+    assert views[0, 0, 0, 0] == pytest.approx((1.0 - 0.5) / 0.25)  # the planted red pixel, normalised
+
+
+def test_cifar_loader_batches(roots):
+    spec = data.dataset_spec('c', dict(format='cifar100', root=str(roots / 'cifar100'), batch_size=4))
+    x, y = next(iter(data.make_loader(spec, 'train', make_cfg(img_size=16))))
+    assert x.shape == (4, 3, 16, 16) and x.dtype == torch.float32 and y.shape == (4,)
+
+
+def test_cifar_label_out_of_range(tmp_path):
+    write_cifar(tmp_path, np.zeros((2, 3072), np.uint8), [0, 5], ['apple', 'bear'])
+    with pytest.raises(ValueError, match=r"cifar-100-python/train: fine label 5 of row 1 is out of range"):
+        data.read_cifar100(tmp_path, 'train')
+
+
+# -----------------------------------------------------------------------------
+# HMDB51
+
+
+def test_hmdb_synthetic(roots):
+    train, classes = data.read_hmdb51(roots / 'hmdb51', 'train', fold=1)
+    assert classes == ['bounce_ball', 'grow', 'move_left']
+    val, _ = data.read_hmdb51(roots / 'hmdb51', 'val', fold=1)
+    assert len(train) == 3 * 2 and len(val) == 3 * 1 and not {p for p, _ in train} & {p for p, _ in val}
+    assert all(Path(p).is_file() and classes[y] == folder_of(p) for p, y in train + val)
+    assert {p for p, _ in data.read_hmdb51(roots / 'hmdb51', 'val', fold=2)[0]} != {p for p, _ in val}
+    with av.open(train[0][0]) as container:
+        assert container.format.name == 'avi' and container.streams.video[0].codec_context.name == 'mpeg4'
+
+
+def test_hmdb_split_marks(tmp_path):
+    write(tmp_path / 'splits' / 'brush_hair_test_split2.txt', "a.avi 1 \r\nb.avi 2\n\nc.avi 0\nd.avi 1\n")
+    write(tmp_path / 'splits' / 'brush_hair_test_split1.txt', "a.avi 2\n")
+    write(tmp_path / 'splits' / 'fall_floor_test_split2.txt', "e.avi 2\n")
+    train, classes = data.read_hmdb51(tmp_path, 'train', fold=2)
+    val, _ = data.read_hmdb51(tmp_path, 'val', fold=2)
+    assert classes == ['brush_hair', 'fall_floor']
+    videos = tmp_path / 'videos'
+    assert train == [(str(videos / 'brush_hair' / 'a.avi'), 0), (str(videos / 'brush_hair' / 'd.avi'), 0)]
+    assert val == [(str(videos / 'brush_hair' / 'b.avi'), 0), (str(videos / 'fall_floor' / 'e.avi'), 1)]
+
+
+def test_hmdb_bad_mark(tmp_path):
+    path = write(tmp_path / 'splits' / 'run_test_split1.txt', "a.avi 1\nb.avi 3\n")
+    with pytest.raises(ValueError, match=re.escape(f"{path}:2:")):
+        data.read_hmdb51(tmp_path, 'train')
+
+
+# -----------------------------------------------------------------------------
+# Kinetics
+
+
+def test_kinetics_synthetic_and_decode(roots):
+    samples, classes = data.read_kinetics(roots / 'kinetics', 'train')
+    names = sorted(data.KINETICS_NAMES[c] for c in CLASSES)
+    assert classes == names and len(samples) == 3 * 2
+    assert all(Path(p).is_file() and folder_of(p) == classes[y] for p, y in samples)
+    assert all(re.fullmatch(r"[\w-]{11}_\d{6}_\d{6}\.mp4", Path(p).name) for p, _ in samples)
+    path = samples[0][0]
+    with av.open(path) as container:
+        kinds = sorted((s.type, s.codec_context.name) for s in container.streams)
+    assert kinds == [('audio', 'aac'), ('video', 'h264')]
+    clips = data.read_clips(path, 4, 0.5, [0.0, 1.0])
+    assert clips.shape == (2, 4, 3, 48, 64) and clips.dtype == torch.uint8
+    assert not torch.equal(clips[0], clips[1])  # two different windows of a moving shape
+
+
+KINETICS_CSV = '''label,youtube_id,time_start,time_end,split,is_cc
+"pouring milk, carefully",-abcdefghij,5,15,train,0
+"person's dog",ABCDEFGHIJK,0,10,train,0
+abseiling,zzzzzzzzzzz,120,130,train,1
+"person's dog",Bbbbbbbbbbb,30,40,train,0
+'''
+
+
+def test_kinetics_quoted_labels_and_missing_clips(tmp_path, capsys):
+    csv_path = write(tmp_path / 'annotations' / 'train.csv', KINETICS_CSV)
+    for rel in ("pouring milk, carefully/-abcdefghij_000005_000015.mp4",  # the second "person's dog" clip
+                "person's dog/ABCDEFGHIJK_000000_000010.mp4",              # is missing
+                "abseiling/zzzzzzzzzzz_000120_000130.mp4"):
+        touch(tmp_path / 'train' / rel)
+    samples, classes = data.read_kinetics(tmp_path, 'train')
+    assert classes == ['abseiling', "person's dog", 'pouring milk, carefully']
+    assert [(folder_of(p), Path(p).name[:11], y) for p, y in samples] == [
+        ('pouring milk, carefully', '-abcdefghij', 2), ("person's dog", 'ABCDEFGHIJK', 1),
+        ('abseiling', 'zzzzzzzzzzz', 0)]
+    assert capsys.readouterr().out.strip() == f"{csv_path}: 1 of 4 clips missing on disk"
+
+
+def test_kinetics_nothing_missing_is_quiet_and_all_missing_is_an_error(tmp_path, capsys):
+    header = KINETICS_CSV.splitlines()[0]
+    write(tmp_path / 'annotations' / 'train.csv', f"{header}\nabseiling,zzzzzzzzzzz,1,11,train,0\n")
+    with pytest.raises(FileNotFoundError, match="none of its 1 clips"):
+        data.read_kinetics(tmp_path, 'train')
+    touch(tmp_path / 'train' / 'abseiling' / 'zzzzzzzzzzz_000001_000011.mp4')
+    assert len(data.read_kinetics(tmp_path, 'train')[0]) == 1 and capsys.readouterr().out == ''
+
+
+@pytest.mark.parametrize('split, text, line', [
+    ('val', 'label,youtube_id,time_start,time_end,split\nabseiling,aaaaaaaaaaa,0,10,val\n'
+            '"new class",b,0,10,val\n', 3),
+    ('train', 'label,youtube_id,time_start,time_end,split\nabseiling,aaaaaaaaaaa,zero,10,train\n', 2),
+    ('train', 'label,youtube_id,time_start,time_end,split\nabseiling,aaaaaaaaaaa,0,10\n', 2),
+    ('train', 'youtube_id,time_start,time_end\naaaaaaaaaaa,0,10\n', 1),
+])
+def test_kinetics_bad_rows_name_file_and_line(tmp_path, split, text, line):
+    if split == 'val':
+        write(tmp_path / 'annotations' / 'train.csv', 'label,youtube_id,time_start,time_end,split\n'
+                                                      'abseiling,aaaaaaaaaaa,0,10,train\n')
+    path = write(tmp_path / 'annotations' / ('train.csv' if split == 'train' else 'validate.csv'), text)
+    with pytest.raises(ValueError, match=re.escape(f"{path}:{line}:")):
+        data.read_kinetics(tmp_path, split)
+
+
+# -----------------------------------------------------------------------------
+# Something-Something v2
+
+
+def test_ssv2_synthetic_and_decode_webm(roots):
+    samples, classes = data.read_ssv2(roots / 'ssv2', 'train')
+    assert classes == [data.SSV2_TEMPLATES[c].replace('[', '').replace(']', '') for c in CLASSES]
+    assert not any('[' in c or ']' in c for c in classes)
+    assert len(samples) == 3 * 2 and all(Path(p).is_file() and p.endswith('.webm') for p, _ in samples)
+    assert [y for _, y in samples] == [0, 0, 1, 1, 2, 2]
+    with av.open(samples[0][0]) as container:
+        assert container.streams.video[0].codec_context.name == 'vp9'
+    clips = data.read_clips(samples[0][0], 4, 0.5, [0.5])
+    assert clips.shape == (1, 4, 3, 48, 64) and clips.dtype == torch.uint8
+
+
+def test_ssv2_brackets_and_unknown_class(tmp_path):
+    write(tmp_path / 'labels.json', '{"Putting something on a surface": "1", "Pretending to open something": "0"}')
+    entries = ('[{"id": "7", "label": "Putting a cup on a table", "template": "Putting [something] on a surface",'
+               ' "placeholders": ["a cup"]},\n {"id": "8", "template": "Pretending to open [something]"}')
+    write(tmp_path / 'train.json', entries + ']')
+    samples, classes = data.read_ssv2(tmp_path, 'train')
+    assert classes == ['Pretending to open something', 'Putting something on a surface']
+    assert samples == [(str(tmp_path / 'videos' / '7.webm'), 1), (str(tmp_path / 'videos' / '8.webm'), 0)]
+    path = write(tmp_path / 'validation.json', entries + ',\n {"id": "9", "template": "Folding [something]"}]')
+    with pytest.raises(ValueError, match=re.escape(f"{path}: entry 2: class 'Folding something'")):
+        data.read_ssv2(tmp_path, 'val')
+    write(tmp_path / 'validation.json', entries + ',\n {"id": "9",,}]')
+    with pytest.raises(ValueError, match=re.escape(f"{path}:3:")):
+        data.read_ssv2(tmp_path, 'val')
+
+
+# -----------------------------------------------------------------------------
+# Moments in Time
+
+
+def test_moments_synthetic(roots):
+    samples, classes = data.read_moments(roots / 'moments', 'train')
+    assert classes == [data.MOMENTS_NAMES[c] for c in CLASSES]
+    assert len(samples) == 3 * 2
+    assert all(Path(p).is_file() and folder_of(p) == classes[y] and '/training/' in p for p, y in samples)
+    val, _ = data.read_moments(roots / 'moments', 'val')
+    assert len(val) == 3 and all('/validation/' in p for p, _ in val)
+    with av.open(val[0][0]) as container:
+        assert container.streams.video[0].codec_context.name == 'h264' and not container.streams.audio
+
+
+def test_moments_categories_without_index_and_bad_rows(tmp_path):
+    write(tmp_path / 'categories.txt', 'running\nbouncing\r\n')
+    write(tmp_path / 'trainingSet.csv', 'bouncing/a.mp4,bouncing,3,0\nrunning/b.mp4,running,2,1\n')
+    samples, classes = data.read_moments(tmp_path, 'train')
+    assert classes == ['running', 'bouncing']
+    assert samples == [(str(tmp_path / 'training' / 'bouncing' / 'a.mp4'), 1),
+                       (str(tmp_path / 'training' / 'running' / 'b.mp4'), 0)]
+    path = write(tmp_path / 'validationSet.csv', 'running/b.mp4,running\nflying/c.mp4,flying\n')
+    with pytest.raises(ValueError, match=re.escape(f"{path}:2: class 'flying'")):
+        data.read_moments(tmp_path, 'val')
+    write(tmp_path / 'validationSet.csv', 'running/b.mp4,bouncing\n')
+    with pytest.raises(ValueError, match=re.escape(f"{path}:1:")):
+        data.read_moments(tmp_path, 'val')
+    path = write(tmp_path / 'categories.txt', 'running,0\nbouncing,0\n')
+    with pytest.raises(ValueError, match=re.escape(f"{path}:2:")):
+        data.read_moments(tmp_path, 'train')
+
+
+# -----------------------------------------------------------------------------
+# all formats
+
+
+@pytest.mark.parametrize('fmt', ['imagefolder', 'cifar100', 'hmdb51', 'kinetics', 'ssv2', 'moments'])
+def test_formats_registered_and_missing_root_named(fmt, tmp_path):
+    kind, read, write_synthetic = data.FORMATS[fmt]
+    assert kind in data.DATASETS and callable(write_synthetic)
+    spec = data.dataset_spec(fmt, dict(format=fmt, root=str(tmp_path / 'absent')))
+    with pytest.raises(FileNotFoundError, match=f"python data.py {fmt} "):
+        read(spec, 'train')
+
+
+def test_video_loader_from_synthetic_kinetics(roots):
+    spec = data.dataset_spec('k', dict(format='kinetics', root=str(roots / 'kinetics'), batch_size=2,
+                                       num_frames=4, clip_seconds=0.5))
+    x, y = next(iter(data.make_loader(spec, 'val', make_cfg(img_size=16))))
+    assert x.shape == (2, 1, 3, 4, 16, 16) and y.dtype == torch.long
