@@ -999,10 +999,11 @@ class ShardedBatchSampler(Sampler):
 
     def __init__(self, n, batch_size, rank=0, world=1, seed=0, shuffle=True, drop_last=True):
         self.n, self.batch_size, self.rank, self.world = n, batch_size, rank, world
-        self.seed, self.shuffle, self.drop_last, self.epoch = seed, shuffle, drop_last, 0
+        self.seed, self.shuffle, self.drop_last, self.epoch, self.start = seed, shuffle, drop_last, 0, 0
 
-    def set_epoch(self, epoch):
-        self.epoch = epoch
+    def set_epoch(self, epoch, start=0):
+        """The epoch to draw (its shuffle), and how many of its batches to skip: a resumed run starts mid-epoch."""
+        self.epoch, self.start = epoch, start
 
     def _order(self):
         if not self.shuffle:
@@ -1026,7 +1027,7 @@ class ShardedBatchSampler(Sampler):
 
     def __iter__(self):
         shard = self._shard().tolist()
-        for i in range(0, len(shard), self.batch_size):
+        for i in range(self.start * self.batch_size, len(shard), self.batch_size):
             yield [(j, sample_seed(self.seed, self.epoch, j)) for j in shard[i:i + self.batch_size]]
 
 
@@ -1106,20 +1107,26 @@ def make_loader(spec, split, cfg, rank=0, world=1):
                          f"{spec['batch_size']} x {world} ranks")
     return DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.num_workers,
                       pin_memory=torch.cuda.is_available() and cfg.device != 'cpu',
-                      persistent_workers=cfg.num_workers > 0)
+                      persistent_workers=cfg.num_workers > 0,
+                      generator=torch.Generator().manual_seed(cfg.seed))  # not the global RNG: see train.py
 
 
-def forever(loader):
-    """Batches without end: when an epoch is exhausted, the sampler moves to the next epoch (a new shuffle)."""
+def forever(loader, start=0):
+    """Batches without end, from batch number `start` of the whole sequence (epoch 0's first batch is 0); when
+    an epoch is exhausted, the sampler moves to the next one (a new shuffle). The sequence depends only on the
+    sampler's seed, so starting at `start` continues a run exactly where one that had taken `start` batches was."""
     sampler = loader.batch_sampler
+    epoch, skip = divmod(start, len(sampler))
     while True:
+        sampler.set_epoch(epoch, skip)
         yield from loader
-        sampler.set_epoch(sampler.epoch + 1)
+        epoch, skip = epoch + 1, 0
 
 
-def round_robin(loaders):
-    """(name, x, y) without end: one batch of every dataset per round, in the dict's order (IV-ViT)."""
-    streams = {name: forever(loader) for name, loader in loaders.items()}
+def round_robin(loaders, start=0):
+    """(name, x, y) without end: one batch of every dataset per round, in the dict's order (IV-ViT), from
+    round `start` on (every dataset has given `start` batches before it: how train.py resumes exactly)."""
+    streams = {name: forever(loader, start) for name, loader in loaders.items()}
     while True:
         for name, stream in streams.items():
             x, y = next(stream)

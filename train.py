@@ -80,6 +80,9 @@ if cfg.init_from == 'resume':
     model.load_state_dict(ckpt['model'])
     optimizer.load_state_dict(ckpt['optimizer'])
     iter_num = ckpt['iter_num']
+    torch.set_rng_state(ckpt['rng'].cpu())  # dropout and stochastic depth continue as if never stopped
+    if device_type == 'cuda':
+        torch.cuda.set_rng_state(ckpt['cuda_rng'].cpu())
     if master:
         print(f'resumed from {ckpt_path} at iteration {iter_num}')
     del ckpt
@@ -116,13 +119,16 @@ def log(event):
 def save_checkpoint(results):
     """Write the checkpoint to a temporary file, then rename it: a kill never leaves a half-written ckpt.pt."""
     ckpt = dict(model=raw_model.state_dict(), optimizer=optimizer.state_dict(), iter_num=iter_num,
+                rng=torch.get_rng_state(), cuda_rng=torch.cuda.get_rng_state() if device_type == 'cuda' else None,
                 config=config.to_dict(cfg), classes=classes, results=results)
     torch.save(ckpt, ckpt_path + '.tmp')
     os.replace(ckpt_path + '.tmp', ckpt_path)
 
 
-# ---- the training loop
-batches = data.round_robin(train_loaders)
+# ---- the training loop. A resumed run continues every dataset's sample sequence at its batch iter_num (each
+# iteration takes one batch of each), and the samples' randomness comes from their own seeds (data.py), so
+# with the model, optimizer and RNG state restored it repeats the uninterrupted run exactly (on the CPU).
+batches = data.round_robin(train_loaders, start=iter_num)
 pbar = tqdm(total=cfg.max_iters, initial=iter_num, desc='train', disable=not master, dynamic_ncols=True)
 t0 = time.time()
 while True:

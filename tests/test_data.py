@@ -483,3 +483,25 @@ def test_unreadable_sample_names_file(tmp_path, ucf_root, tiny_root, name, kind)
     with pytest.raises(RuntimeError, match=f'cannot read {path}') as e:
         dataset[(0, 0)]
     assert e.value.__cause__ is not None
+
+
+def test_forever_from_a_start_continues_the_same_sequence():
+    """Resuming at batch k (epoch k // n, batch k % n) gives exactly the batches an unbroken run gives after k."""
+    class Indices(torch.utils.data.Dataset):
+        def __len__(self):
+            return 10
+
+        def __getitem__(self, item):
+            index, seed = item
+            return index, str(seed)  # the seed is an unsigned 64-bit int: too large for a torch tensor
+
+    def loader():
+        return torch.utils.data.DataLoader(Indices(), batch_sampler=data.ShardedBatchSampler(10, 3, seed=5))
+
+    def batches(start, n):
+        return [(i.tolist(), seeds) for (i, seeds), _ in zip(data.forever(loader(), start), range(n))]
+
+    unbroken = batches(0, 9)                                                    # 3 batches an epoch, 3 epochs
+    assert unbroken[0] != unbroken[3]                                           # a new shuffle each epoch
+    for start in (1, 3, 5):
+        assert batches(start, 9 - start) == unbroken[start:]

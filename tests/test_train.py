@@ -109,3 +109,42 @@ def test_config_errors_are_one_clear_line(tmp_path):
     assert proc.returncode != 0
     assert "unknown config key 'lrr'" in proc.stderr and 'lr' in proc.stderr
     assert 'Traceback' not in proc.stderr
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_bit_for_bit(datasets, tmp_path):
+    """SIGKILL a run after its second checkpoint, resume it: the final weights and optimizer state equal those
+    of the uninterrupted run exactly (CPU). Stochastic depth is on, so the RNG state must be restored too."""
+    import signal
+    import time
+
+    import torch
+
+    settings = dict(max_iters=24, eval_interval=4, log_interval=4, drop_path=0.2, num_workers=1)
+    whole = tmp_path / 'whole'
+    run('train.py', str(write_config(tmp_path / 'whole.py', datasets, whole, **settings)))
+
+    killed = tmp_path / 'killed'
+    cfg = write_config(tmp_path / 'killed.py', datasets, killed, **settings)
+    proc = subprocess.Popen([sys.executable, 'train.py', str(cfg)], cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env={**os.environ, 'OMP_NUM_THREADS': '1'})
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        ckpt = killed / 'ckpt.pt'
+        if ckpt.exists() and torch.load(ckpt, weights_only=False)['iter_num'] >= 8:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    stopped_at = torch.load(killed / 'ckpt.pt', weights_only=False)['iter_num']
+    assert 8 <= stopped_at < 24, f'the run was not stopped mid-way (checkpoint at {stopped_at})'
+
+    run('train.py', str(cfg), '--init_from=resume')
+    a = torch.load(whole / 'ckpt.pt', weights_only=False)
+    b = torch.load(killed / 'ckpt.pt', weights_only=False)
+    assert a['iter_num'] == b['iter_num'] == 24
+    for key, value in a['model'].items():
+        assert torch.equal(value, b['model'][key]), key
+    for (i, sa), (j, sb) in zip(a['optimizer']['state'].items(), b['optimizer']['state'].items()):
+        assert all(torch.equal(sa[k], sb[k]) for k in sa), i
+    assert a['results'] == b['results']
