@@ -560,19 +560,6 @@ def render_video(cls, rng, width=64, height=48, num_frames=75):
     return np.where(mask[..., None], colour, background)                # (T, H, W, 3)
 
 
-def write_avi(path, frames, fps):
-    """Write frames (T, H, W, 3) uint8 as MPEG-4 Part 2 in AVI with the XVID tag, like the real UCF101."""
-    with av.open(str(path), 'w', format='avi') as container:
-        stream = container.add_stream('mpeg4', rate=fps)
-        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], 'yuv420p'
-        stream.bit_rate = 1_000_000
-        stream.codec_context.codec_tag = 'XVID'
-        stream.codec_context.thread_count = 1  # one thread: the same bytes on every machine for a seed
-        for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format='rgb24')))
-        container.mux(stream.encode())  # flush
-
-
 def write_synthetic_ucf101(root, seed=0, classes=UCF_CLASSES, groups=25, clips=2, width=64, height=48,
                            fps=25, seconds=3.0):
     """
@@ -590,7 +577,8 @@ def write_synthetic_ucf101(root, seed=0, classes=UCF_CLASSES, groups=25, clips=2
             for c in range(1, clips + 1):
                 rel = f"{cls}/v_{cls}_g{g:02d}_c{c:02d}.avi"
                 rng = np.random.default_rng([seed, UCF_CLASSES.index(cls), g, c])
-                write_avi(root / 'UCF-101' / rel, render_video(cls, rng, width, height, round(seconds * fps)), fps)
+                write_video(root / 'UCF-101' / rel, render_video(cls, rng, width, height, round(seconds * fps)), fps,
+                            'mpeg4')
                 videos.append((rel, label + 1, g))
     for k in (1, 2, 3):
         test_groups = range(7 * (k - 1) + 1, 7 * k + 1)
@@ -602,15 +590,19 @@ def write_synthetic_ucf101(root, seed=0, classes=UCF_CLASSES, groups=25, clips=2
 
 def write_video(path, frames, fps, codec, audio=False):
     """
-    Write frames (T, H, W, 3) uint8 in the container named by the suffix (.mp4, .webm), with codec 'libx264'
-    (H.264) or 'libvpx-vp9' (VP9); audio=True adds an AAC track holding a sine, like most Kinetics clips.
-    One thread and bitexact muxing: the same seed writes the same bytes.
+    Write frames (T, H, W, 3) uint8 in the container named by the suffix: .avi with codec 'mpeg4' (MPEG-4 Part 2
+    with the XVID tag, like UCF101 and HMDB51), .mp4 with 'libx264' (H.264), .webm with 'libvpx-vp9' (VP9);
+    audio=True adds an AAC track holding a sine, like most Kinetics clips. One thread and bitexact muxing: the
+    same seed writes the same bytes.
     """
-    container_format = {'.mp4': 'mp4', '.webm': 'webm'}[Path(path).suffix]
+    container_format = {'.avi': 'avi', '.mp4': 'mp4', '.webm': 'webm'}[Path(path).suffix]
     with av.open(str(path), 'w', format=container_format, options={'fflags': '+bitexact'}) as container:
         stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], 'yuv420p'
         stream.codec_context.thread_count = 1
+        if codec == 'mpeg4':
+            stream.bit_rate = 1_000_000
+            stream.codec_context.codec_tag = 'XVID'
         if codec == 'libvpx-vp9':
             stream.options = {'deadline': 'realtime', 'cpu-used': '8'}  # fast enough for tests
         if audio:
@@ -689,7 +681,7 @@ def write_synthetic_hmdb51(root, seed=0, classes=UCF_CLASSES, videos_per_class=8
         videos = [f"{name}_clip{n:02d}_f_cm_np1_fr_med_0.avi" for n in range(videos_per_class)]
         for n, video in enumerate(videos):
             frames = _synthetic_video(cls, seed, 6, n, width, height, fps, seconds)
-            write_avi(root / 'videos' / name / video, frames, fps)
+            write_video(root / 'videos' / name / video, frames, fps, 'mpeg4')
         for k in (1, 2, 3):
             lines = ''.join(f"{video} {(1, 1, 2, 0)[(n + k) % 4]} \n" for n, video in enumerate(videos))
             (root / 'splits' / f"{name}_test_split{k}.txt").write_text(lines)  # trailing space: as the real files

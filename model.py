@@ -201,8 +201,10 @@ _VIT_KEYS = {'conv_proj.': 'patch_embed.', 'class_token': 'cls_token', 'encoder.
 def _vit_key(key, head):
     """A torchvision VisionTransformer state-dict key -> ours (None if there is no such place)."""
     block = re.fullmatch(r'encoder\.layers\.encoder_layer_(\d+)\.(.+)', key)
-    prefix, table, rest = ('', _VIT_KEYS, key) if block is None else (f'blocks.{block[1]}.', _VIT_BLOCK_KEYS, block[2])
-    table = {**table, 'heads.head.': f'heads.{head}.'} if block is None else table
+    if block:
+        prefix, table, rest = f'blocks.{block[1]}.', _VIT_BLOCK_KEYS, block[2]
+    else:
+        prefix, table, rest = '', {**_VIT_KEYS, 'heads.head.': f'heads.{head}.'}, key
     for old, new in table.items():
         if rest.startswith(old):
             return prefix + new + rest[len(old):]
@@ -253,6 +255,8 @@ def resize_pos_embed(pos_embed, grid):
     """(1, 1 + g*g, D) -> (1, 1 + grid*grid, D): the patch positions resampled bicubically, the class token's kept."""
     cls, patches = pos_embed[:, :1], pos_embed[:, 1:]
     g = math.isqrt(patches.shape[1])
+    if g == grid:
+        return pos_embed
     patches = patches.reshape(1, g, g, -1).permute(0, 3, 1, 2)                        # (1, D, g, g)
     patches = F.interpolate(patches, size=(grid, grid), mode='bicubic', align_corners=False)
     return torch.cat([cls, patches.permute(0, 2, 3, 1).flatten(1, 2)], dim=1)         # (1, 1 + grid*grid, D)
@@ -265,9 +269,9 @@ def load_torchvision_backbone(model, name):
     size differs from the pretrained one (e.g. 64x64 Tiny-ImageNet crops from 224x224 ImageNet weights).
     """
     import torchvision
-    tv_model = torchvision.models.get_model(name, weights='DEFAULT')
-    if not isinstance(model, VisionTransformer):
+    if not isinstance(model, VisionTransformer):  # before the download
         raise ValueError(f"init_from='torchvision:{name}' needs backbone='vit'")
+    tv_model = torchvision.models.get_model(name, weights='DEFAULT')
     state = {k: v for k, v in tv_model.state_dict().items() if not k.startswith('heads.')}
     grid = math.isqrt(model.pos_embed.shape[1] - 1)
     state['encoder.pos_embedding'] = resize_pos_embed(state['encoder.pos_embedding'], grid)
