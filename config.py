@@ -28,6 +28,8 @@ init_from = 'scratch'          # 'scratch', 'resume' (from out_dir/ckpt.pt) or '
 eval_interval = 200            # iterations between evaluations (and checkpoints)
 log_interval = 10              # iterations between log lines
 eval_max_batches = None        # cap on evaluation batches per dataset during training (None = whole split)
+keep_last = 0                  # also keep the last N evaluated checkpoints as ckpt_<iter>.pt (0: only ckpt.pt)
+save_best = False              # also keep ckpt_best.pt, the checkpoint with the best mean top-1 over datasets
 seed = 1337
 # ---- data: one entry per dataset, trained round-robin in this order (see data.py for every key)
 # The demo: synthetic data written on first use. Crops keep >= 35% of an image so that the shape stays in view;
@@ -45,7 +47,8 @@ num_workers = 1                # DataLoader worker processes per dataset
 num_temporal_clips = 1         # evaluation views: clips along time (10 in the DRL supplement)
 num_spatial_crops = 1          # evaluation views: crops along the long side (3 in CoVeR)
 # ---- model
-backbone = 'vit'               # frame-wise ViT with token shift (IV-ViT)
+backbone = 'vit'               # 'vit': frame-wise ViT with token shift (IV-ViT); 'mvit': MViTv2 (MultiTrain)
+mvit_preset = 'tiny'           # backbone='mvit': 'mvit_v2_s' (torchvision's), 'multitrain' (24 blocks), 'tiny' (CPU)
 patch_size = 8
 dim = 96                       # embedding width (768 for ViT-B)
 depth = 6                      # number of blocks (12 for ViT-B)
@@ -64,6 +67,31 @@ beta1 = 0.9
 beta2 = 0.999
 grad_clip = 1.0                # 0 disables clipping
 label_smoothing = 0.0          # cross-entropy label smoothing (0.1 in MultiTrain)
+grad_accum = 1                 # micro-batches per optimizer step (per rank): same as a batch grad_accum x larger
+# ---- co-training: how datasets share iterations and steps (data.py rounds(), train.py)
+sampling = 'round_robin'       # 'round_robin' (IV-ViT: each round one batch of every dataset, in order),
+                               # 'proportional' (CoVeR: each batch from one dataset drawn with p ~ its size),
+                               # 'mixed' (MultiTrain: batches mixing all same-shape datasets, sizes summed)
+update = 'per_dataset'         # 'per_dataset': a step after each batch (IV-ViT); 'per_round': one step on the
+                               # sum over the round's batches (CoVeR, MultiTrain)
+# ---- objective (losses.py Objective; multitrain.txt eqs. 2-6, cover.txt 3.3.1). Defaults: plain cross-entropy
+projection = 'none'            # 'none', 'add' (paper, eqs. 4-5) or 'separate' (official code)
+projection_init = 'zeros'      # 'zeros' or 'normal' (std 0.02, official code)
+var_weight = 0.0               # weight of the variance term (eq. 2): 1 in the paper, 2.5 in the official code
+cov_weight = 0.0               # weight of the covariance term (eq. 3): 1 in the paper, 0.1 in the official code
+expander_hidden = 384          # expander MLP hidden width (official: 4096)
+expander_out = 96              # expander output width (official: 768)
+uncertainty = False            # learned per-dataset loss weights (eq. 6)
+loss_weights = {}              # fixed per-dataset weights (CoVeR), e.g. {'shapes': 0.5}; a dataset not named weighs 1
+eval_projected = False         # eval.py: also score each dataset with its projected logits Y'_k (eq. 4)
+# ---- eval.py research tools (eval.py --temporal_tests=True, probe.py)
+temporal_tests = False         # eval.py: also score each video dataset with its frames reversed, shuffled, static
+temporal_seed = 0              # eval.py: seed of the one fixed frame permutation of the shuffled test
+probe_datasets = {}            # probe.py: {name: dataset settings as in `datasets`} to probe (A -> B); {}: the run's own
+probe_epochs = 30              # probe.py: passes of AdamW over the cached training features
+probe_lr = 1e-3                # probe.py: AdamW learning rate (cosine decay to 0) on standardised features
+probe_weight_decay = 1e-4      # probe.py: AdamW weight decay of the linear classifier
+probe_batch_size = 256         # probe.py: mini-batch of cached features
 # ---- system
 device = 'auto'                # 'auto' (cuda if available), 'cpu', 'cuda', 'cuda:1', ...
 dtype = 'bfloat16'             # autocast dtype on GPU ('float32' disables autocast); CPU always runs fp32

@@ -3,25 +3,35 @@ Data: dataset readers, synthetic datasets in the real on-disk layouts, clip samp
 
 Our machines have no internet and a laptop has no Kinetics, so this module can WRITE small synthetic
 datasets in exactly the layouts of the real downloads (images: Tiny-ImageNet-200, CIFAR-100, an ImageNet-style
-class-folder tree; videos: UCF101, HMDB51, Kinetics, Something-Something v2, Moments in Time), and the very
-same reader reads either. One small reader per on-disk format turns a dataset root into
-`samples`, a list of (path, label), and `classes`, a list of human-readable names.
+class-folder tree; videos: UCF101, HMDB51, Kinetics, mini-Kinetics, Something-Something v2, Moments in Time,
+ActivityNet v1.3), and the very same reader reads either. One small reader per on-disk format turns a dataset
+root into `samples`, a list of (path, label) or, for ActivityNet's annotated segments, (path, label, (t0, t1)),
+and `classes`, a list of human-readable names. Any video dataset can also be read from folders of extracted
+frames instead of the videos (spec frames=True, see frame_folder).
 
     python data.py tinyimagenet OUT_DIR --seed 0     # write a synthetic Tiny-ImageNet-200 layout
-    python data.py ucf101 OUT_DIR --seed 0           # write a synthetic UCF101 layout
+    python data.py ucf101 OUT_DIR --seed 0 --frames  # write a synthetic UCF101 layout, and its frame folders
+
+Videos are decoded with PyAV from the key frame before a clip up to its last frame only, skipping the frames
+no other frame needs (see _shown_frames); three clip samplers pick the frames (see clip_indices).
 
 Sampling is deterministic so that later multi-GPU runs equal single-GPU runs and resumes are exact:
 ShardedBatchSampler yields (index, sample_seed) pairs, with sample_seed a function of (seed, epoch, index)
 only, and a dataset draws ALL the randomness of a sample (clip start, crop, flip, resize) from its seed. A
 sample is therefore the same whichever worker process or GPU rank loads it.
 
-Bad input policy: an annotation or split file with a malformed line, an unknown class or a label out of
+Bad input policy. An annotation or split file with a malformed line, an unknown class or a label out of
 range raises ValueError "<file>:<line>: <what is wrong>: <the line>" when the loader is built, before any
-training. A sample that cannot be read (missing or empty file, undecodable image or video, no video
-stream) raises RuntimeError naming the file and the reason, chained to the original exception: the run
-stops. Nothing is silently dropped or replaced, because a silently shrinking dataset changes the results.
-The one exception is Kinetics, whose real downloads always miss clips taken off YouTube: read_kinetics skips
-CSV rows without a clip on disk and prints how many it skipped.
+training. A sample that cannot be read (missing or empty file, truncated or undecodable video, a video
+without a video stream, a broken image; grayscale, palette, CMYK and alpha images are fine, they become RGB)
+must not stop a run of days over one file among a million: the dataset replaces it by another of its
+samples, chosen from (index, sample seed) alone so that the batch is the same whichever worker loads it,
+prints one warning naming the file, and flags it in `dataset.bad`, a uint8 tensor in shared memory that the
+DataLoader's workers and the main process all see (`dataset.num_bad()` counts the flags; train.py reports
+them). When more than spec['max_bad_fraction'] (1 %) of a dataset turns out unreadable, the run stops with
+a RuntimeError naming the root, the count and a few files: training on a quietly shrinking dataset would
+change the results. Kinetics, mini-Kinetics and ActivityNet, whose real downloads always miss videos taken
+off YouTube, skip annotations without a video on disk when they are read and print how many they skipped.
 """
 
 import argparse
@@ -30,9 +40,11 @@ import csv
 import difflib
 import functools
 import json
+import math
 import os
 import pickle
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -48,14 +60,23 @@ from torchvision.transforms.v2 import functional as TF
 DATASET_DEFAULTS = dict(
     format=None,            # on-disk layout, a key of FORMATS
     root=None,              # dataset root directory
-    synthetic=False,        # write a synthetic copy at root first if root does not exist
+    synthetic=False,        # write a synthetic copy at root first if root does not exist (a dict: the writer's options)
     fold=1,                 # official split number (UCF101, HMDB51: 1, 2 or 3)
     batch_size=32,          # per rank
     num_frames=8,           # frames per video clip
-    clip_seconds=2.67,      # temporal window of a clip (IV-ViT)
+    sampler='window',       # how a clip's frames are picked (see clip_indices): 'window' (IV-ViT: num_frames
+                            # over clip_seconds), 'stride' (MViT, MultiTrain: every frame_stride-th frame at
+                            # 30 fps), 'segments' (CoVeR, SSv2: one frame in each of num_frames parts of the video)
+    clip_seconds=2.67,      # 'window': the clip's duration in seconds, whatever the video's fps
+    frame_stride=4,         # 'stride': frames between two samples, counted at 30 fps (MViT's 16x4, 32x3)
     crop_scale=(0.08, 1.0), # images: area range of the random resized crop
     short_side=(1.0, 1.43), # videos: random short side range, in units of img_size (IV-ViT: 224..320)
     flip=True,              # random horizontal flip (off for direction-sensitive classes)
+    color_jitter=0.0,       # strength of the random colour distortion in training (0 = off, at most 1)
+    max_bad_fraction=0.01,  # stop when more than this fraction of the samples cannot be read
+    frames=False,           # read videos from folders of extracted frames (see frame_folder), not by decoding
+    flat=False,             # Kinetics: clips directly in {train,val}/, not in {train,val}/<label>/
+    frames_fps=None,        # frames=True: the rate at which the frames were extracted (a folder has none)
 )
 
 # -----------------------------------------------------------------------------
@@ -303,8 +324,9 @@ def _csv_rows(path):
         return [(reader.line_num, row) for row in reader if any(field.strip() for field in row)]
 
 
-def _kinetics_rows(path):
-    """(line number, label, clip file name) of a Kinetics CSV with header label,youtube_id,time_start,..."""
+def _kinetics_rows(path, keep=None):
+    """(line number, label, youtube id, clip file name) of a Kinetics CSV with header label,youtube_id,...; with
+    keep, a set of youtube ids, only the rows of those ids (mini-Kinetics)."""
     rows = _csv_rows(path)
     if not rows or not all(c in rows[0][1] for c in KINETICS_COLUMNS):
         raise ValueError(f"{path}:1: expected a header with columns {', '.join(KINETICS_COLUMNS)}")
@@ -317,43 +339,148 @@ def _kinetics_rows(path):
         label, youtube_id, start, end = (row[c] for c in columns)
         if not (start.isdigit() and end.isdigit()) or not label or not youtube_id:
             raise _bad_line(path, n, 'expected a label, a youtube_id and integer times', ','.join(row))
-        out.append((n, label, f"{youtube_id}_{int(start):06d}_{int(end):06d}.mp4"))
+        if keep is None or youtube_id in keep:
+            out.append((n, label, youtube_id, f"{youtube_id}_{int(start):06d}_{int(end):06d}.mp4"))
     return out
 
 
-def read_kinetics(root, split):
+def _listing(root, folder, frames):
+    """The names in `folder` (one listing per folder, not one stat per video); with frames=True those in its
+    counterpart under <root>/frames/, i.e. the videos that have a frame folder (see frame_folder)."""
+    if frames:
+        folder = Path(root) / 'frames' / Path(folder).relative_to(root)
+    return set(os.listdir(folder)) if folder.is_dir() else set()
+
+
+def read_kinetics(root, split, frames=False, lists=None, flat=False):
     """
     Kinetics-400/600/700 layout (the clips as cut by the usual download scripts):
         annotations/train.csv, validate.csv       'label,youtube_id,time_start,time_end,split[,is_cc]',
                                                   labels with spaces double-quoted (read with the csv module)
         {train,val}/<label>/<youtube_id>_<start:06d>_<end:06d>.mp4
+        or, with flat=True, {train,val}/<youtube_id>_<start:06d>_<end:06d>.mp4 (the labels from the CSV only)
     The classes are the sorted labels of train.csv. Real downloads always miss some videos (taken off
-    YouTube), so a row whose clip is not on disk is skipped: the ONE place in this module where samples
-    are dropped, and it is loud: one line "<csv>: N of M clips missing on disk" when N > 0.
+    YouTube), so a row whose clip is not on disk (with frames=True: whose frame folder is not) is skipped, and
+    loudly: one line "<csv>: N of M clips missing on disk" when N > 0. lists: {'train': ids, 'val': ids} keeps
+    only the rows of those youtube ids, and the classes of the kept training rows (see read_minikinetics).
     """
     _check_split(split)
-    root = _check_root(root, 'kinetics')
+    root = _check_root(root, 'minikinetics' if lists else 'kinetics')
     train_csv = root / 'annotations' / 'train.csv'
-    classes = sorted({label for _, label, _ in _kinetics_rows(train_csv)})
+    keep = {'train': None, 'val': None} if lists is None else lists  # youtube ids to keep, None: all
+    classes = sorted({row[1] for row in _kinetics_rows(train_csv, keep['train'])})
     label_of = {name: label for label, name in enumerate(classes)}
     path = train_csv if split == 'train' else root / 'annotations' / 'validate.csv'
-    rows = _kinetics_rows(path)
-    on_disk = {}  # label -> set of file names in its folder: one listing per folder, not one stat per clip
+    rows = _kinetics_rows(path, keep[split])
+    if not rows:
+        raise ValueError(f"{path}: no clips" + (f" of the {len(lists[split])} listed youtube ids" if lists else ''))
+    on_disk = {}  # folder -> the names in it
     samples = []
-    for n, label, name in rows:
+    for n, label, _, name in rows:
         if label not in label_of:
-            raise _bad_line(path, n, f'label {label!r} is not in {train_csv}', label)
-        folder = root / split / label
-        if label not in on_disk:
-            on_disk[label] = set(os.listdir(folder)) if folder.is_dir() else set()
-        if name in on_disk[label]:
+            raise _bad_line(path, n, f'label {label!r} is not in {train_csv}' + (' (listed rows)' if lists else ''),
+                            label)
+        folder = root / split if flat else root / split / label
+        if folder not in on_disk:
+            on_disk[folder] = _listing(root, folder, frames)
+        if (name.removesuffix('.mp4') if frames else name) in on_disk[folder]:
             samples.append((str(folder / name), label_of[label]))
     missing = len(rows) - len(samples)
-    if rows and not samples:
+    if not samples:
+        example = root / split / ('' if flat else rows[0][1]) / rows[0][3]
         raise FileNotFoundError(f"{path}: none of its {len(rows)} clips is on disk, e.g. "
-                                f"{root / split / rows[0][1] / rows[0][2]}")
+                                f"{frame_folder(root, example) if frames else example}")
     if missing:
         print(f"{path}: {missing} of {len(rows)} clips missing on disk")
+    return samples, classes
+
+
+MINI_KINETICS_LISTS = {'train': 'train_ytid_list.txt', 'val': 'val_ytid_list.txt'}
+
+
+def read_minikinetics(root, split, frames=False):
+    """
+    Mini-Kinetics-200 (Xie et al. 2018, IV-ViT's mini-Kinetics): a Kinetics-400 layout (see read_kinetics) and
+    the two lists that select the subset, as released with it, one youtube id per line:
+        train_ytid_list.txt, val_ytid_list.txt    (78246 and 5000 ids: 200 classes, from train.csv, validate.csv)
+    Only the listed clips are read; the classes are the sorted labels of the listed training clips.
+    """
+    root = _check_root(root, 'minikinetics')
+    lists = {}
+    for key, name in MINI_KINETICS_LISTS.items():
+        lists[key] = set()
+        for n, line in _lines(root / name):
+            if len(line.split()) != 1:
+                raise _bad_line(root / name, n, 'expected one youtube id per line', line)
+            lists[key].add(line)
+    return read_kinetics(root, split, frames, lists)
+
+
+ACTIVITYNET_SUFFIXES = ('.mp4', '.mkv', '.webm')  # YouTube downloads come in all three
+
+
+def _activitynet_database(path):
+    """The checked 'database' of an ActivityNet JSON: {id: {'subset': ..., 'annotations': [{'label': str,
+    'segment': [t0, t1]}, ...]}} with 0 <= t0 < t1; a wrong entry is named by its place in the file."""
+    content = _json(path)
+    database = content.get('database') if isinstance(content, dict) else None
+    if not isinstance(database, dict):
+        raise ValueError(f"{path}: expected an object with a 'database' object of videos")
+    for video, entry in database.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get('annotations', []), list):
+            raise ValueError(f"{path}: database/{video}: expected an object with 'subset' and 'annotations' [...]")
+        for k, a in enumerate(entry.get('annotations', [])):
+            segment = a.get('segment') if isinstance(a, dict) else None
+            if (not isinstance(a.get('label') if isinstance(a, dict) else None, str) or not isinstance(segment, list)
+                    or len(segment) != 2 or not all(isinstance(t, (int, float)) for t in segment)
+                    or not 0 <= segment[0] < segment[1]):
+                raise ValueError(f"{path}: database/{video}/annotations/{k}: expected {{'label': name, 'segment': "
+                                 f"[t0, t1]}} with 0 <= t0 < t1 seconds: {a!r}")
+    return database
+
+
+def read_activitynet(root, split, frames=False):
+    """
+    ActivityNet v1.3 layout:
+        activity_net.v1-3.min.json    {"version": ..., "taxonomy": [...], "database": {"<id>": {"subset":
+                                      "training" | "validation" | "testing", "duration": s, "url": ...,
+                                      "annotations": [{"label": "Long jump", "segment": [t0, t1]}, ...]}}}
+        videos/v_<id>.mp4 or videos/<id>.mp4 (or .mkv, .webm), <id> being the youtube id
+    Each annotated segment is one sample (path, label, (t0, t1)), its clips taken inside the segment (MultiTrain
+    trims the segments). 'train' is subset training, 'val' validation (testing has no labels). The classes are
+    the sorted labels of the training segments. Videos missing on disk are skipped, as in read_kinetics.
+    """
+    _check_split(split)
+    root = _check_root(root, 'activitynet')
+    path = root / 'activity_net.v1-3.min.json'
+    database = _activitynet_database(path)
+    classes = sorted({a['label'] for entry in database.values() if entry.get('subset') == 'training'
+                      for a in entry.get('annotations', [])})
+    label_of = {name: label for label, name in enumerate(classes)}
+    subset = 'training' if split == 'train' else 'validation'
+    videos = {video: entry['annotations'] for video, entry in database.items()
+              if entry.get('subset') == subset and entry.get('annotations')}
+    names = _listing(root, root / 'videos', frames)
+    if frames:  # a frame folder is named as its video without the suffix
+        stems = {name: name for name in names}
+    else:
+        stems = {os.path.splitext(n)[0]: n for n in names if os.path.splitext(n)[1] in ACTIVITYNET_SUFFIXES}
+    samples, missing = [], 0
+    for video, annotations in videos.items():
+        name = stems.get(f"v_{video}") or stems.get(video)
+        if name is None:
+            missing += 1
+            continue
+        for k, a in enumerate(annotations):
+            if a['label'] not in label_of:
+                raise ValueError(f"{path}: database/{video}/annotations/{k}: label {a['label']!r} has no "
+                                 f"training segment")
+            samples.append((str(root / 'videos' / name), label_of[a['label']], tuple(a['segment'])))
+    if not samples:
+        raise FileNotFoundError(f"{path}: none of its {len(videos)} {subset} videos is in {root / 'videos'}"
+                                + (" (frame folders)" if frames else ''))
+    if missing:
+        print(f"{path}: {missing} of {len(videos)} {subset} videos missing on disk")
     return samples, classes
 
 
@@ -588,18 +715,21 @@ def write_synthetic_ucf101(root, seed=0, classes=UCF_CLASSES, groups=25, clips=2
         (lists / f"testlist0{k}.txt").write_text(test)
 
 
-def write_video(path, frames, fps, codec, audio=False):
+def write_video(path, frames, fps, codec, audio=False, key_every=None):
     """
     Write frames (T, H, W, 3) uint8 in the container named by the suffix: .avi with codec 'mpeg4' (MPEG-4 Part 2
     with the XVID tag, like UCF101 and HMDB51), .mp4 with 'libx264' (H.264), .webm with 'libvpx-vp9' (VP9);
-    audio=True adds an AAC track holding a sine, like most Kinetics clips. One thread and bitexact muxing: the
-    same seed writes the same bytes.
+    audio=True adds an AAC track holding a sine, like most Kinetics clips; key_every: frames from one key frame
+    to the next (None: the encoder's default, 250 for H.264). One thread and bitexact muxing: the same seed
+    writes the same bytes.
     """
     container_format = {'.avi': 'avi', '.mp4': 'mp4', '.webm': 'webm'}[Path(path).suffix]
     with av.open(str(path), 'w', format=container_format, options={'fflags': '+bitexact'}) as container:
         stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], 'yuv420p'
         stream.codec_context.thread_count = 1
+        if key_every:
+            stream.codec_context.gop_size = key_every
         if codec == 'mpeg4':
             stream.bit_rate = 1_000_000
             stream.codec_context.codec_tag = 'XVID'
@@ -775,17 +905,89 @@ def write_synthetic_moments(root, seed=0, classes=UCF_CLASSES, train_per_class=8
         (root / csv_name).write_text(''.join(lines))
 
 
+def write_synthetic_minikinetics(root, seed=0, classes=UCF_CLASSES, **kinetics):
+    """Write a Kinetics layout (see write_synthetic_kinetics) and the mini-Kinetics lists (see read_minikinetics)
+    that select all classes but the last and, of their training clips, three in four."""
+    write_synthetic_kinetics(root, seed, classes, **kinetics)
+    kept = {KINETICS_NAMES[cls] for cls in classes[:-1]}
+    for split, csv_name in (('train', 'train.csv'), ('val', 'validate.csv')):
+        rows = _kinetics_rows(Path(root) / 'annotations' / csv_name)
+        ids = [youtube_id for k, (_, label, youtube_id, _) in enumerate(rows)
+               if label in kept and (split == 'val' or k % 4 != 3)]
+        (Path(root) / MINI_KINETICS_LISTS[split]).write_text(''.join(f"{i}\n" for i in ids))
+
+
+ACTIVITYNET_NAMES = {'MoveLeft': 'Rolling a ball left', 'MoveRight': 'Rolling a ball right',
+                     'Grow': 'Inflating a balloon', 'Shrink': 'Deflating a balloon',
+                     'BounceBall': 'Dribbling a ball', 'BounceBox': "Bouncing a kid's box"}
+
+
+def _untrimmed(action, num_frames, segments):
+    """An untrimmed video (num_frames, H, W, 3) that plays `action` (L, H, W, 3) once within each of the segments
+    [(first frame, end frame), ...] and shows a still frame elsewhere: its first before the first segment, its
+    last after each segment, so that only clips inside the segments show the class's motion."""
+    where = np.zeros(num_frames, dtype=np.int64)  # (num_frames,): which action frame each video frame shows
+    for a, b in segments:
+        where[a:b] = np.linspace(0, len(action) - 1, b - a).round().astype(np.int64)
+        where[b:] = len(action) - 1
+    return action[where]
+
+
+def write_synthetic_activitynet(root, seed=0, classes=UCF_CLASSES, train_per_class=4, val_per_class=1, width=64,
+                                height=48, fps=25, seconds=4.0):
+    """
+    Write an ActivityNet v1.3 layout (see read_activitynet): untrimmed H.264 MP4 videos, named v_<id>.mp4 and
+    <id>.mp4 in turn (downloads have both), of which one or two annotated segments show the class's motion and
+    the rest still frames (see _untrimmed); a few 'testing' videos without annotations, as the real file has.
+    """
+    root = Path(root)
+    (root / 'videos').mkdir(parents=True, exist_ok=True)
+    alphabet = np.array(list('abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_'))
+    num_frames = round(seconds * fps)
+    database = {}
+    for subset, per_class in (('training', train_per_class), ('validation', val_per_class), ('testing', 1)):
+        for cls in classes:
+            for n in range(per_class):
+                rng = np.random.default_rng([seed, 14, len(subset), UCF_CLASSES.index(cls), n])
+                video = ''.join(rng.choice(alphabet, 11))
+                parts = 1 + n % 2  # one or two segments, each inside its own part of the video
+                segments = []
+                for k in range(parts):
+                    part = num_frames // parts
+                    length = int(rng.integers(part * 2 // 5, part * 4 // 5 + 1))
+                    start = k * part + int(rng.integers(0, part - length + 1))
+                    segments.append((start, start + length))
+                action = render_video(cls, rng, width, height, max(b - a for a, b in segments))
+                name = f"v_{video}.mp4" if n % 2 == 0 else f"{video}.mp4"
+                write_video(root / 'videos' / name, _untrimmed(action, num_frames, segments), fps, 'libx264')
+                annotations = [] if subset == 'testing' else [
+                    {'segment': [round(a / fps, 2), round(b / fps, 2)], 'label': ACTIVITYNET_NAMES[cls]}
+                    for a, b in segments]
+                database[video] = {'subset': subset, 'duration': seconds, 'resolution': f"{width}x{height}",
+                                   'url': f"https://www.youtube.com/watch?v={video}", 'annotations': annotations}
+    taxonomy = [{'nodeId': i + 1, 'nodeName': ACTIVITYNET_NAMES[cls], 'parentId': 0, 'parentName': 'Root'}
+                for i, cls in enumerate(classes)]
+    content = {'version': 'VERSION 1.3', 'taxonomy': taxonomy, 'database': database}
+    (root / 'activity_net.v1-3.min.json').write_text(json.dumps(content))
+
+
 # -----------------------------------------------------------------------------
-# reading samples: images with PIL, videos with PyAV
+# reading samples: images with PIL, videos with PyAV or from folders of extracted frames
+
+
+class UnreadableSample(RuntimeError):
+    """A sample that cannot be read (missing, empty, truncated, undecodable, no video stream). Datasets replace
+    such a sample by another (see the module docstring); any other exception is a bug and stops the run."""
 
 
 @contextlib.contextmanager
 def _reading(path):
-    """Turn any failure to read one sample into a RuntimeError naming the file (the run stops)."""
+    """Turn any failure to read one sample into an UnreadableSample naming the file, chained to the cause.
+    (PIL reports some broken files with SyntaxError or EOFError.)"""
     try:
         yield
-    except (OSError, ValueError, av.error.FFmpegError, Image.DecompressionBombError) as e:
-        raise RuntimeError(f"cannot read {path}: {type(e).__name__}: {e}") from e
+    except (OSError, ValueError, EOFError, SyntaxError, av.error.FFmpegError, Image.DecompressionBombError) as e:
+        raise UnreadableSample(f"cannot read {path}: {type(e).__name__}: {e}") from e
 
 
 def read_image(path):
@@ -794,74 +996,292 @@ def read_image(path):
         return TF.pil_to_tensor(image.convert('RGB'))
 
 
-def clip_indices(video_frames, fps, num_frames, clip_seconds, start):
-    """
-    Indices (num_frames,) of a clip: a window of clip_seconds * fps frames whose first frame sits at
-    start * (video_frames - window), start in [0, 1], and num_frames indices at the centres of num_frames
-    equal segments of the window (IV-ViT). In a video shorter than the window the indices past its end are
-    clamped, i.e. the clip repeats the last frame rather than changing the playback speed.
-    """
-    window = clip_seconds * float(fps)
-    first = start * max(0.0, video_frames - window)
-    centres = (torch.arange(num_frames, dtype=torch.float64) + 0.5) * (window / num_frames)
-    return (first + centres).floor().long().clamp(0, video_frames - 1)
+# Clip samplers. A video is seen on the grid of its average frame rate fps: index i stands for the interval
+# [i / fps, (i + 1) / fps) from the start of the stream and reads the frame on screen in its middle (see
+# _frame_times), which in a constant-frame-rate video is frame i. Each sampler maps positions u (K clips, T
+# frames) in [0, 1) to indices (K, T) of a video of video_frames frames. Where a window is longer than the
+# video, the indices past its end are clamped: a short video's clip repeats its last frame rather than play
+# at another speed (a clip keeps its duration, so that motion has one speed in every clip).
+
+REFERENCE_FPS = 30  # the 'stride' sampler's frame_stride counts frames of a 30 fps video, as MViT's 16x4
+SAMPLERS = ('window', 'stride', 'segments')
 
 
-def _video_stream(container):
-    """The first video stream, its frame rate and its number of frames (estimated if the header lacks it)."""
+def _spread(video_frames, window, num_frames, start, phase):
+    """
+    num_frames indices evenly over a window of `window` frames (a float) that starts at start * (video_frames -
+    window), start (K, 1) or a number in [0, 1]: at the centres of num_frames equal parts of the window
+    (phase 0.5) or at their beginnings (phase 0). Returns (K, num_frames).
+    """
+    start = torch.as_tensor(start, dtype=torch.float64).reshape(-1, 1)             # (K, 1)
+    first = start * max(0.0, video_frames - window)                                 # (K, 1)
+    steps = (torch.arange(num_frames, dtype=torch.float64) + phase) * (window / num_frames)  # (T,)
+    return (first + steps).floor().long().clamp(0, video_frames - 1)               # (K, T)
+
+
+def window_indices(video_frames, fps, num_frames, clip_seconds, start):
+    """IV-ViT: num_frames frames at the centres of equal parts of a clip_seconds window. The window is counted
+    in seconds, so its number of frames follows the video's fps: clips of one duration whatever the frame rate,
+    the adaptive frame rate of the DRL supplement. (K, T) for start (K, 1)."""
+    return _spread(video_frames, clip_seconds * float(fps), num_frames, start, 0.5)
+
+
+def stride_indices(video_frames, fps, num_frames, frame_stride, start):
+    """MViT, MultiTrain: num_frames frames, frame_stride frames apart in a 30 fps video (32x3, 16x4). The stride
+    scales with the video's fps (6 in a 60 fps video for frame_stride 3), so that a clip spans num_frames *
+    frame_stride / 30 seconds in every video. (K, T) for start (K, 1)."""
+    stride = frame_stride * float(fps) / REFERENCE_FPS
+    return _spread(video_frames, num_frames * stride, num_frames, start, 0.0)
+
+
+def segment_indices(video_frames, num_frames, offsets):
+    """CoVeR, SSv2 (TSN's segments): the whole video cut into num_frames equal segments, one frame from each at
+    offsets (K, T) in [0, 1) of the segments (random in training, 0.5: the centres). A video of fewer than
+    num_frames frames shows some of them twice. Returns (K, T)."""
+    parts = torch.arange(num_frames, dtype=torch.float64) + offsets.double()            # (K, T)
+    return (parts * (video_frames / num_frames)).floor().long().clamp(0, video_frames - 1)  # (K, T)
+
+
+def clip_indices(spec, video_frames, fps, u):
+    """Indices (K, T) of K clips of spec's sampler at positions u (K, T) in [0, 1): a 'window' or 'stride'
+    clip starts its window at u[:, 0], a 'segments' clip takes u[k, t] into segment t."""
+    if spec['sampler'] == 'window':
+        return window_indices(video_frames, fps, spec['num_frames'], spec['clip_seconds'], u[:, :1])
+    if spec['sampler'] == 'stride':
+        return stride_indices(video_frames, fps, spec['num_frames'], spec['frame_stride'], u[:, :1])
+    return segment_indices(video_frames, spec['num_frames'], u)
+
+
+def train_positions(sampler, num_frames):
+    """Random positions (1, T) of a training clip from the global RNG (the dataset seeds it per sample): one
+    start for a window, one offset per segment."""
+    if sampler == 'segments':
+        return torch.rand(1, num_frames, dtype=torch.float64)
+    return torch.rand(1, 1).double().expand(1, num_frames)
+
+
+def eval_positions(sampler, num_clips, num_frames):
+    """Positions (K, T) of K evaluation clips: windows evenly from the start to the end of the video (a single
+    one: the centre); for 'segments', K offsets evenly inside the segments (a single one: their centres)."""
+    k = torch.arange(num_clips, dtype=torch.float64)
+    if sampler == 'segments':
+        u = (k + 0.5) / num_clips
+    else:
+        u = k / (num_clips - 1) if num_clips > 1 else k + 0.5
+    return u[:, None].expand(num_clips, num_frames)  # (K, T)
+
+
+def _segment_frames(segment, fps, video_frames):
+    """(first index, number of frames) of a time segment (t0, t1) in seconds of a video, or of the whole video
+    for None; a segment that runs past the end (annotations are not exact) is cut at the last frame."""
+    if segment is None:
+        return 0, video_frames
+    first = min(video_frames - 1, max(0, math.floor(segment[0] * fps)))
+    return first, max(1, min(video_frames, math.ceil(segment[1] * fps)) - first)
+
+
+def _first_video_stream(container):
+    """The first video stream and its average frame rate."""
     if not container.streams.video:
         raise ValueError("no video stream")
     stream = container.streams.video[0]
     fps = stream.average_rate or stream.guessed_rate
     if not fps:
         raise ValueError("unknown frame rate")
-    frames = stream.frames
-    if not frames and stream.duration:
+    return stream, float(fps)
+
+
+def _video_stream(container):
+    """
+    The first video stream, its average frame rate, its length in frames on that grid and the grid's origin.
+    The length comes from the stream's duration, else the container's (WebM headers hold no frame count), else
+    from counting packets (demuxing is cheap: nothing is decoded; reading then seeks back, or reopens a file that
+    cannot seek). The origin is the pts of the first packet, the first frame shown: stream.start_time may be a
+    dts instead (XviD AVIs with B-frames show their first frame at pts 1, start_time 0). Opening the file has
+    buffered that packet already.
+    """
+    stream, fps = _first_video_stream(container)
+    packets = (packet for packet in container.demux(stream) if packet.size)
+    first = next(packets, None)
+    origin = first.pts if first is not None and first.pts is not None else stream.start_time or 0
+    if stream.duration:
         frames = round(stream.duration * stream.time_base * fps)
-    elif not frames and container.duration:
+    elif container.duration:
         frames = round(container.duration / av.time_base * fps)
+    else:
+        frames = (first is not None) + sum(1 for _ in packets)
     if not frames:
-        raise ValueError("unknown number of frames")
-    return stream, float(fps), frames
+        raise ValueError("no frames")
+    return stream, fps, frames, origin
 
 
-def _decode(container, stream, indices):
+def _frame_times(stream, fps, origin, indices):
+    """Timestamps (N,) in stream.time_base of grid indices (N,): the middles of their intervals after the first
+    frame's pts `origin`. In a constant-frame-rate video the frame on screen there is frame i, half a frame away
+    from rounding trouble; in a variable-frame-rate video it is the frame a viewer sees at that moment."""
+    seconds = (indices.double() + 0.5) / fps                                      # (N,)
+    return origin + (seconds / float(stream.time_base)).floor().long()            # (N,)
+
+
+def _packets(container, stream, seek_to, last):
+    """The video packets from the key frame at or before seek_to up to the first one decoded after `last`: as no
+    frame is shown before it is decoded (pts >= dts), no later packet can be on screen at or before `last`."""
+    container.seek(seek_to, stream=stream, backward=True)
+    packets = []
+    for packet in container.demux(stream):
+        if packet.size:  # the demuxer ends with an empty packet
+            packets.append(packet)
+            if packet.dts is not None and packet.dts > last:
+                break
+    return packets
+
+
+def _shown_frames(container, stream, times):
     """
-    Frames at indices (N,) as uint8 (N, 3, H, W). Decodes forward and stops at the last index needed; only
-    the needed frames are converted to RGB. When the header over-counted the frames, indices past the end
-    get the last frame.
+    {time: frame} for sorted distinct timestamps `times` (a numpy int64 array): the frame on screen at each,
+    i.e. the one with the largest pts <= time. It decodes as little as it can:
+      1. seek to the key frame at or before times[0] (decoding has to start at a key frame), or one further
+         back when times[0] is before that key frame's pts: the B-frames shown just before a key frame may
+         refer to the frames before it (open GOPs, XviD);
+      2. demux (cheap: nothing is decoded) up to the first packet decoded after times[-1] (see _packets);
+      3. the packets' pts tell which frames are shown; the others are decoded with skip_frame='NONREF', so that
+         the frames no other frame refers to (most B-frames) are skipped: the reference frames, hence the
+         shown ones, come out bit-exact, at about half the work.
+    Returns None when the packets cannot show every time (the file cannot seek, no key frame where the demuxer
+    landed, or the decoder dropped a frame it was asked for): the caller then decodes from the start.
     """
-    wanted = set(indices.tolist())
-    last = max(wanted)
-    rgb = VideoReformatter()  # one converter for the clip: frame.to_ndarray(format=...) builds one per frame
-    arrays, i, frame = {}, -1, None
-    for i, frame in enumerate(container.decode(stream)):
-        if i in wanted:
-            arrays[i] = rgb.reformat(frame, format='rgb24').to_ndarray()  # (H, W, 3)
-        if i == last:
+    seek_to, landed = int(times[0]), None
+    for _ in range(4):
+        try:
+            packets = _packets(container, stream, seek_to, times[-1])
+        except av.error.FFmpegError:  # a file without an index may not seek at all
+            return None
+        if not packets or not packets[0].is_keyframe or packets[0].pts is None:
+            return None
+        key = packets[0]
+        if times[0] >= key.pts or key.pts == landed:  # at the stream's first key frame nothing is shown before it
             break
-    if frame is None:
+        landed, seek_to = key.pts, min(key.pts, key.pts if key.dts is None else key.dts) - 1
+    else:
+        return None
+    pts = np.sort([p.pts for p in packets if p.pts is not None]).astype(np.int64)  # (P,)
+    where = np.searchsorted(pts, times, side='right') - 1  # (N,): the last packet to start at or before each time
+    shown = pts[np.maximum(where, 0)]                       # (N,); times before the first frame show it
+    wanted = set(shown.tolist())
+    codec, frames = stream.codec_context, {}
+    for packet in packets:
+        codec.skip_frame = 'DEFAULT' if packet.pts is None or packet.pts in wanted else 'NONREF'
+        frames.update((frame.pts, frame) for frame in codec.decode(packet) if frame.pts in wanted)
+    codec.skip_frame = 'DEFAULT'
+    frames.update((frame.pts, frame) for frame in codec.decode(None) if frame.pts in wanted)  # what it still holds
+    if len(frames) < len(wanted):
+        return None
+    return {t: frames[s] for t, s in zip(times.tolist(), shown.tolist())}
+
+
+def _shown_frames_from_start(path, times, origin):
+    """The sure way, for files whose seeking or timestamps cannot be trusted: decode every frame from the start.
+    A frame without a pts is placed on the frame-rate grid from `origin` by its number; times before the first
+    frame show it, times past the end the last frame."""
+    with av.open(str(path)) as container:
+        stream, fps = _first_video_stream(container)
+        frames, previous, i = {}, None, 0
+        for n, frame in enumerate(container.decode(stream)):
+            pts = frame.pts if frame.pts is not None else origin + int(n / fps / stream.time_base)
+            while i < len(times) and times[i] < pts:
+                frames[int(times[i])] = frame if previous is None else previous
+                i += 1
+            if i == len(times):
+                break
+            previous = frame
+    if previous is None and not frames:
         raise ValueError("no frame could be decoded")
-    if i not in arrays:  # the video ended before the last index: its last frame i stands in for the rest
-        arrays[i] = rgb.reformat(frame, format='rgb24').to_ndarray()
-    video = np.stack([arrays[min(j, i)] for j in indices.tolist()])  # (N, H, W, 3)
+    frames.update((int(t), previous) for t in times[i:])
+    return frames
+
+
+# Windows of one video further apart than this are read with a seek each; closer ones in one forward pass. A
+# seek costs decoding from the key frame before the window: half a key-frame interval on average, about 1 s in
+# YouTube-style videos (a key frame every 2 s). Decoding across a gap costs the gap (less the skipped frames).
+SEEK_GAP_SECONDS = 1.0
+
+
+def _decode(path, container, stream, fps, origin, indices):
+    """Frames at grid indices (N,) as uint8 (N, 3, H, W): the sorted distinct timestamps, in groups no more than
+    SEEK_GAP_SECONDS apart, each read by one seek and one forward pass (see _shown_frames). Only the frames
+    returned are converted to RGB, each once."""
+    times = _frame_times(stream, fps, origin, indices).numpy()                         # (N,)
+    distinct = np.unique(times)
+    groups = np.split(distinct, np.flatnonzero(np.diff(distinct) > SEEK_GAP_SECONDS / float(stream.time_base)) + 1)
+    shown = {}
+    for group in groups:
+        found = _shown_frames(container, stream, group)
+        if found is None:
+            shown = _shown_frames_from_start(path, distinct, origin)
+            break
+        shown.update(found)
+    rgb = VideoReformatter()  # one converter for the clip: frame.to_ndarray(format=...) builds one per frame
+    arrays = {id(frame): rgb.reformat(frame, format='rgb24').to_ndarray() for frame in shown.values()}
+    video = np.stack([arrays[id(shown[t])] for t in times.tolist()])  # (N, H, W, 3)
     return torch.from_numpy(video).permute(0, 3, 1, 2)               # (N, 3, H, W)
 
 
 def read_video_frames(path, indices):
-    """Frames of a video at the given indices, uint8 (T, 3, H, W)."""
+    """Frames of a video at grid indices (N,) (index i: the frame on screen at (i + 1/2) / fps), uint8 (N, 3, H, W)."""
     with _reading(path), av.open(str(path)) as container:
-        stream, _, _ = _video_stream(container)
-        return _decode(container, stream, torch.as_tensor(indices))
+        stream, fps, _, origin = _video_stream(container)
+        return _decode(path, container, stream, fps, origin, torch.as_tensor(indices))
 
 
-def read_clips(path, num_frames, clip_seconds, starts):
-    """K = len(starts) clips of one video (see clip_indices), decoded in one pass: uint8 (K, T, 3, H, W)."""
+def read_clips(path, spec, u, segment=None):
+    """K clips of spec's sampler at positions u (K, T) (see clip_indices), inside the time segment (t0, t1) in
+    seconds when given (ActivityNet), decoded together: uint8 (K, T, 3, H, W)."""
     with _reading(path), av.open(str(path)) as container:
-        stream, fps, count = _video_stream(container)
-        indices = torch.stack([clip_indices(count, fps, num_frames, clip_seconds, s) for s in starts])  # (K, T)
-        frames = _decode(container, stream, indices.flatten())  # (K*T, 3, H, W)
-    return frames.view(len(starts), num_frames, *frames.shape[1:])  # (K, T, 3, H, W)
+        stream, fps, count, origin = _video_stream(container)
+        first, frames = _segment_frames(segment, fps, count)
+        indices = first + clip_indices(spec, frames, fps, u)                    # (K, T)
+        video = _decode(path, container, stream, fps, origin, indices.flatten())  # (K*T, 3, H, W)
+    return video.view(*indices.shape, *video.shape[1:])                        # (K, T, 3, H, W)
+
+
+# Frame folders: <root>/frames/<video path relative to root, without its suffix>/img_00001.jpg, img_00002.jpg ...
+# (1-based, as `ffmpeg -i VIDEO FOLDER/img_%05d.jpg` and the usual extraction scripts write them).
+FRAME_NAME = 'img_{:05d}.jpg'
+VIDEO_SUFFIXES = ('.avi', '.mp4', '.webm', '.mkv')
+
+
+def frame_folder(root, path):
+    """The folder of extracted frames of video `path` (a path under root): <root>/frames/<relative path>/ without
+    the video's suffix, e.g. <root>/frames/UCF-101/Run/v_Run_g01_c01/ for <root>/UCF-101/Run/v_Run_g01_c01.avi."""
+    return Path(root) / 'frames' / Path(path).relative_to(root).with_suffix('')
+
+
+def read_frame_clips(folder, spec, u, segment=None):
+    """read_clips for a folder of extracted frames, at spec['frames_fps'] frames per second: frame i of the grid
+    is the folder's (i+1)-th image. Each distinct frame is read once: uint8 (K, T, 3, H, W)."""
+    folder = Path(folder)
+    with _reading(folder):
+        count = sum(1 for name in os.listdir(folder) if name.startswith('img_') and name.endswith('.jpg'))
+        if not count:
+            raise FileNotFoundError(f"no frames {FRAME_NAME.format(1)}, ... in the folder")
+    first, frames = _segment_frames(segment, spec['frames_fps'], count)
+    indices = first + clip_indices(spec, frames, spec['frames_fps'], u)  # (K, T)
+    distinct, inverse = indices.unique(return_inverse=True)              # (U,), (K, T)
+    images = torch.stack([read_image(folder / FRAME_NAME.format(i + 1)) for i in distinct.tolist()])  # (U, 3, H, W)
+    return images[inverse]                                               # (K, T, 3, H, W)
+
+
+def write_frame_folders(root, quality=90):
+    """Extract every video under root (suffixes VIDEO_SUFFIXES) into its frame folder (see frame_folder), every
+    frame at the video's own rate: a config reads them with frames=True and frames_fps = that rate."""
+    root = Path(root)
+    videos = sorted(p for p in root.rglob('*') if p.suffix in VIDEO_SUFFIXES)
+    for path in (p for p in videos if p.relative_to(root).parts[0] != 'frames'):
+        folder = frame_folder(root, path)
+        folder.mkdir(parents=True, exist_ok=True)
+        with av.open(str(path)) as container:
+            for n, frame in enumerate(container.decode(video=0), start=1):
+                frame.to_image().save(folder / FRAME_NAME.format(n), quality=quality)
 
 
 # -----------------------------------------------------------------------------
@@ -889,16 +1309,67 @@ def spatial_crops(x, size, n):
     return torch.stack([x[..., t:t + size, l:l + size] for t, l in zip(tops, lefts)])
 
 
+def _color_jitter(spec):
+    """SimCLR's colour distortion at strength s = spec['color_jitter'] (0: none): brightness, contrast and
+    saturation factors drawn from [1 - 0.8 s, 1 + 0.8 s], the hue turned by up to 0.2 s of a circle, in a random
+    order; a clip gets one draw for all its frames."""
+    s = spec['color_jitter']
+    return [v2.ColorJitter(0.8 * s, 0.8 * s, 0.8 * s, 0.2 * s)] if s else []
+
+
+MAX_TRIES = 100  # samples tried before giving up on finding a readable one (max_bad_fraction stops sooner)
+
+
 class _Samples(Dataset):
-    """What images and videos share: (path, label) samples, class names, settings, the final normalisation.
-    Items are indexed by (index, sample_seed) pairs from ShardedBatchSampler."""
+    """
+    What images and videos share: samples, class names, settings, the final normalisation, and the handling of
+    unreadable samples (see the module docstring). Items are indexed by (index, sample_seed) pairs from
+    ShardedBatchSampler; a subclass's _item(index, seed) makes one.
+    """
 
     def __init__(self, samples, classes, train, spec, cfg):
         self.samples, self.classes, self.train, self.spec, self.cfg = samples, classes, train, spec, cfg
         self.normalise = _normalise(cfg)
+        # bad[i] = 1 once sample i turned out unreadable. In shared memory: the DataLoader's worker processes
+        # set the flags, and every process (the main one counts them for the log) sees the same bytes.
+        self.bad = torch.zeros(len(samples), dtype=torch.uint8).share_memory_()
 
     def __len__(self):
         return len(self.samples)
+
+    def num_bad(self):
+        """How many samples turned out unreadable so far, in any process."""
+        return int(self.bad.sum())
+
+    def __getitem__(self, item):
+        """Sample `index` made with `seed`; if it cannot be read, another one, drawn from (seed, index) alone:
+        the same whichever worker loads it, as the set of unreadable files does not depend on the order."""
+        index, seed = item
+        candidate, draws = index, None
+        for _ in range(MAX_TRIES):
+            if not self.bad[candidate]:
+                try:
+                    return self._item(candidate, seed)
+                except UnreadableSample as e:
+                    self._flag(candidate, e)
+            if draws is None:
+                draws = np.random.default_rng([seed, index])
+            candidate = int(draws.integers(len(self)))
+        raise RuntimeError(f"{self.spec['root']}: found no readable sample in {MAX_TRIES} tries for sample {index}")
+
+    def _flag(self, index, error):
+        """Flag sample `index` unreadable, warn once (the first process to flag it), and stop the run when more
+        than max_bad_fraction of the dataset is unreadable."""
+        if not self.bad[index]:
+            self.bad[index] = 1
+            print(f"warning: {error}; another sample of {self.spec['root']} replaces it "
+                  f"({self.num_bad()} unreadable so far)", file=sys.stderr, flush=True)
+        bad, limit = self.num_bad(), self.spec['max_bad_fraction']
+        if bad > limit * len(self):
+            examples = ', '.join(str(self.samples[i][0]) for i in self.bad.nonzero().flatten()[:3].tolist())
+            raise RuntimeError(f"{self.spec['root']}: {bad} of {len(self)} samples ({bad / len(self):.2%}) cannot "
+                               f"be read, more than max_bad_fraction={limit:.2%}, e.g. {examples}: stopping rather "
+                               f"than training on a shrinking dataset (repair or re-download these files)")
 
 
 class ImageDataset(_Samples):
@@ -910,11 +1381,11 @@ class ImageDataset(_Samples):
         self.train_transform = v2.Compose([
             v2.RandomResizedCrop(cfg.img_size, scale=spec['crop_scale'], ratio=(3 / 4, 4 / 3), antialias=True),
             v2.RandomHorizontalFlip(p=0.5 if spec['flip'] else 0.0),
+            *_color_jitter(spec),
             self.normalise,
         ])
 
-    def __getitem__(self, item):
-        index, seed = item
+    def _item(self, index, seed):
         path, label = self.samples[index]
         image = self.load(path)  # (3, H, W) uint8
         if self.train:
@@ -937,34 +1408,42 @@ class CifarDataset(ImageDataset):
 
 
 class VideoDataset(_Samples):
-    """Video clips in the torchvision layout, (3, T, S, S) in training and (V, 3, T, S, S) views in evaluation."""
+    """
+    Video clips in the torchvision layout, (3, T, S, S) in training and (V, 3, T, S, S) views in evaluation.
+    A sample (path, label, (t0, t1)) is a time segment of its video (ActivityNet): clips are taken inside it.
+    """
     is_video = True
 
     def __init__(self, samples, classes, train, spec, cfg):
         super().__init__(samples, classes, train, spec, cfg)
         low, high = spec['short_side']
-        # the same resize, crop and flip for every frame: v2 transforms draw once per call on a (T, 3, H, W) clip
+        # the same resize, crop, flip and colours for every frame: v2 transforms draw once per (T, 3, H, W) clip
         self.train_transform = v2.Compose([
             v2.RandomResize(round(low * cfg.img_size), round(high * cfg.img_size) + 1, antialias=True),
             v2.RandomCrop(cfg.img_size),
             v2.RandomHorizontalFlip(p=0.5 if spec['flip'] else 0.0),
+            *_color_jitter(spec),
             self.normalise,
         ])
 
-    def __getitem__(self, item):
-        index, seed = item
-        path, label = self.samples[index]
+    def read(self, path, segment, u):
+        """Clips (K, T, 3, H, W) at positions u (K, T), decoded or from the video's frame folder."""
+        if self.spec['frames']:
+            return read_frame_clips(frame_folder(self.spec['root'], path), self.spec, u, segment)
+        return read_clips(path, self.spec, u, segment)
+
+    def _item(self, index, seed):
+        path, label, *segment = self.samples[index]
+        segment = segment[0] if segment else None
         T, S = self.spec['num_frames'], self.cfg.img_size
         if self.train:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
-                start = torch.rand(()).item()
-                clip = read_clips(path, T, self.spec['clip_seconds'], [start])[0]  # (T, 3, H, W)
-                return self.train_transform(clip).permute(1, 0, 2, 3), label     # (3, T, S, S)
-        K = self.cfg.num_temporal_clips
-        starts = [k / (K - 1) for k in range(K)] if K > 1 else [0.5]
-        clips = read_clips(path, T, self.spec['clip_seconds'], starts)    # (K, T, 3, H, W)
-        clips = TF.resize(clips, S, antialias=True)                       # (K, T, 3, H', W'), short side S
+                clip = self.read(path, segment, train_positions(self.spec['sampler'], T))[0]  # (T, 3, H, W)
+                return self.train_transform(clip).permute(1, 0, 2, 3), label                 # (3, T, S, S)
+        u = eval_positions(self.spec['sampler'], self.cfg.num_temporal_clips, T)  # (K, T)
+        clips = self.read(path, segment, u)                                # (K, T, 3, H, W)
+        clips = TF.resize(clips, S, antialias=True)                        # (K, T, 3, H', W'), short side S
         views = spatial_crops(clips, S, self.cfg.num_spatial_crops)        # (N, K, T, 3, S, S)
         views = views.transpose(0, 1).flatten(0, 1)                       # (K*N, T, 3, S, S), clip-major
         return self.normalise(views).permute(0, 2, 1, 3, 4), label        # (V, 3, T, S, S)
@@ -984,13 +1463,15 @@ class ShardedBatchSampler(Sampler):
     Batches of (index, sample_seed) pairs for rank `rank` of `world` processes.
     drop_last=True (training): each epoch, a permutation (shuffle) or the plain order is cut into global
         batches of batch_size * world and rank r takes the r-th contiguous chunk of each, so 1 process with
-        batch 2b sees exactly the samples (and seeds) of 2 processes with batch b; the ragged end is dropped.
+        batch 2b sees exactly the samples (and seeds) of 2 processes with batch b. The ragged end is dropped in
+        whole optimizer steps of `accum` batches, so that accum micro-batches of b split the same global batches
+        as one batch of accum * b, epoch after epoch (gradient accumulation is then equivalent).
     drop_last=False (evaluation): rank r takes samples r, r + world, ..., in batches; the last may be short.
         The shards are disjoint and cover the split, so correct counts summed over ranks are exact.
     """
 
-    def __init__(self, n, batch_size, rank=0, world=1, seed=0, shuffle=True, drop_last=True):
-        self.n, self.batch_size, self.rank, self.world = n, batch_size, rank, world
+    def __init__(self, n, batch_size, rank=0, world=1, seed=0, shuffle=True, drop_last=True, accum=1):
+        self.n, self.batch_size, self.rank, self.world, self.accum = n, batch_size, rank, world, accum
         self.seed, self.shuffle, self.drop_last, self.epoch, self.start = seed, shuffle, drop_last, 0, 0
 
     def set_epoch(self, epoch, start=0):
@@ -1014,13 +1495,32 @@ class ShardedBatchSampler(Sampler):
 
     def __len__(self):
         if self.drop_last:
-            return self.n // (self.batch_size * self.world)
+            return self.n // (self.batch_size * self.world * self.accum) * self.accum
         return -(-len(range(self.rank, self.n, self.world)) // self.batch_size)
 
     def __iter__(self):
         shard = self._shard().tolist()
         for i in range(self.start * self.batch_size, len(shard), self.batch_size):
             yield [(j, sample_seed(self.seed, self.epoch, j)) for j in shard[i:i + self.batch_size]]
+
+
+class MixedDataset(Dataset):
+    """Datasets whose samples have the same shape, concatenated (MultiTrain's mixed batches). An item
+    (index, seed) of the concatenation gives (x, y, dataset id), the id being the position in `datasets`."""
+
+    def __init__(self, datasets):
+        self.datasets = list(datasets)
+        self.offsets = np.cumsum([0] + [len(d) for d in self.datasets])  # (K+1,): where each dataset starts
+        self.is_video = self.datasets[0].is_video
+
+    def __len__(self):
+        return int(self.offsets[-1])
+
+    def __getitem__(self, item):
+        index, seed = item
+        k = int(np.searchsorted(self.offsets, index, side='right')) - 1
+        x, y = self.datasets[k][(index - int(self.offsets[k]), seed)]
+        return x, y, k
 
 
 # One entry per on-disk format: (kind of sample, reader(spec, split), writer of a synthetic copy).
@@ -1035,9 +1535,15 @@ FORMATS = {
     'cifar100': ('cifar', lambda spec, split: read_cifar100(spec['root'], split), write_synthetic_cifar100),
     'hmdb51': ('video', lambda spec, split: read_hmdb51(spec['root'], split, spec['fold']),
                write_synthetic_hmdb51),
-    'kinetics': ('video', lambda spec, split: read_kinetics(spec['root'], split), write_synthetic_kinetics),
+    'kinetics': ('video', lambda spec, split: read_kinetics(spec['root'], split, spec['frames'],
+                                                             flat=spec['flat']),
+                 write_synthetic_kinetics),
+    'minikinetics': ('video', lambda spec, split: read_minikinetics(spec['root'], split, spec['frames']),
+                     write_synthetic_minikinetics),
     'ssv2': ('video', lambda spec, split: read_ssv2(spec['root'], split), write_synthetic_ssv2),
     'moments': ('video', lambda spec, split: read_moments(spec['root'], split), write_synthetic_moments),
+    'activitynet': ('video', lambda spec, split: read_activitynet(spec['root'], split, spec['frames']),
+                    write_synthetic_activitynet),
 }
 DATASETS = {'image': ImageDataset, 'cifar': CifarDataset, 'video': VideoDataset}
 
@@ -1054,6 +1560,15 @@ def dataset_spec(name, spec):
         raise ValueError(f"dataset {name!r}: unknown format {spec['format']!r} (known: {', '.join(FORMATS)})")
     if spec['root'] is None:
         raise ValueError(f"dataset {name!r}: 'root' is required")
+    if spec['sampler'] not in SAMPLERS:
+        raise ValueError(f"dataset {name!r}: sampler must be one of {', '.join(SAMPLERS)}, got {spec['sampler']!r}")
+    if spec['frames'] and (FORMATS[spec['format']][0] != 'video' or not spec['frames_fps']):
+        raise ValueError(f"dataset {name!r}: frames=True needs a video format and frames_fps, the rate at which "
+                         f"the frames were extracted (got format {spec['format']!r}, frames_fps "
+                         f"{spec['frames_fps']!r})")
+    for key in ('color_jitter', 'max_bad_fraction'):
+        if not 0 <= spec[key] <= 1:
+            raise ValueError(f"dataset {name!r}: {key} must be in [0, 1], got {spec[key]!r}")
     return spec
 
 
@@ -1068,7 +1583,8 @@ def _ensure_synthetic(spec, rank, timeout=1800):
         partial = root.with_name(root.name + '.partial')
         shutil.rmtree(partial, ignore_errors=True)
         print(f"writing a synthetic {spec['format']} dataset to {root}")
-        FORMATS[spec['format']][2](partial)
+        options = spec['synthetic'] if isinstance(spec['synthetic'], dict) else {}  # e.g. dict(train_per_class=30)
+        FORMATS[spec['format']][2](partial, **options)
         os.replace(partial, root)
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.barrier()
@@ -1079,28 +1595,63 @@ def _ensure_synthetic(spec, rank, timeout=1800):
         time.sleep(1)
 
 
-def make_loader(spec, split, cfg, rank=0, world=1):
-    """
-    A DataLoader of (x, y) for rank `rank` of `world`. train: shuffled, drop_last, x (B, 3, H, W) for images or
-    (B, 3, T, H, W) for videos; val: in order, sharded rank::world, x (B, V, 3, H, W) or (B, V, 3, T, H, W)
-    with V views (temporal clips x spatial crops). y is long (B,).
-    """
+def _dataset(spec, split, cfg, rank=0, train=None):
+    """The Dataset of one split of one dataset (a synthetic copy is written first when asked for), with the
+    training transform if train (by default: for the train split), else the evaluation views."""
     _check_split(split)
     if spec['synthetic']:
         _ensure_synthetic(spec, rank)
     kind, read, _ = FORMATS[spec['format']]
     samples, classes = read(spec, split)
-    train = split == 'train'
-    dataset = DATASETS[kind](samples, classes, train, spec, cfg)
-    sampler = ShardedBatchSampler(len(samples), spec['batch_size'], rank, world, cfg.seed,
-                                  shuffle=train, drop_last=train)
+    return DATASETS[kind](samples, classes, split == 'train' if train is None else train, spec, cfg)
+
+
+def _loader(dataset, batch_size, train, cfg, rank, world, where):
+    sampler = ShardedBatchSampler(len(dataset), batch_size, rank, world, cfg.seed, shuffle=train, drop_last=train,
+                                  accum=cfg.grad_accum if train else 1)
     if train and len(sampler) == 0:
-        raise ValueError(f"{spec['root']}: {len(samples)} training samples cannot fill one global batch of "
-                         f"{spec['batch_size']} x {world} ranks")
+        raise ValueError(f"{where}: {len(dataset)} training samples cannot fill one global batch of {batch_size} x "
+                         f"{world} ranks x {cfg.grad_accum} micro-batches")
     return DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.num_workers,
                       pin_memory=torch.cuda.is_available() and cfg.device != 'cpu',
                       persistent_workers=cfg.num_workers > 0,
                       generator=torch.Generator().manual_seed(cfg.seed))  # not the global RNG: see train.py
+
+
+def make_loader(spec, split, cfg, rank=0, world=1, train=None):
+    """
+    A DataLoader of (x, y) for rank `rank` of `world`. Training (the train split, unless train=False):
+    shuffled, drop_last, augmented, x (B, 3, H, W) for images or (B, 3, T, H, W) for videos. Evaluation (the
+    val split, or any split with train=False): in order, sharded rank::world, x (B, V, 3, H, W) or
+    (B, V, 3, T, H, W) with V views (temporal clips x spatial crops). y is long (B,).
+    """
+    train = split == 'train' if train is None else train
+    dataset = _dataset(spec, split, cfg, rank, train)
+    return _loader(dataset, spec['batch_size'], train, cfg, rank, world, spec['root'])
+
+
+def make_train_loaders(specs, cfg, rank=0, world=1):
+    """
+    The training loaders of a run: {key: (names, loader)}, names being the datasets whose samples the loader's
+    batches hold. With sampling='mixed', datasets whose samples have the same shape (all images; videos of the
+    same num_frames) share one loader over their concatenation, a batch holding the sum of their batch sizes
+    drawn uniformly over all their samples, i.e. each dataset in proportion to its size (MultiTrain); its
+    batches are (x, y, ds) with ds (B,) the position of each sample's dataset in names. Otherwise each dataset
+    has a loader of its own, batches (x, y).
+    """
+    if cfg.sampling != 'mixed':
+        return {name: ((name,), make_loader(spec, 'train', cfg, rank, world)) for name, spec in specs.items()}
+    groups = {}  # sample shape -> [(name, dataset)]
+    for name, spec in specs.items():
+        dataset = _dataset(spec, 'train', cfg, rank)
+        groups.setdefault(spec['num_frames'] if dataset.is_video else 'image', []).append((name, dataset))
+    loaders = {}
+    for members in groups.values():
+        names = tuple(name for name, _ in members)
+        batch_size = sum(specs[name]['batch_size'] for name in names)
+        mixed = MixedDataset(dataset for _, dataset in members)
+        loaders['+'.join(names)] = (names, _loader(mixed, batch_size, True, cfg, rank, world, ' + '.join(names)))
+    return loaders
 
 
 def forever(loader, start=0):
@@ -1115,14 +1666,50 @@ def forever(loader, start=0):
         epoch, skip = epoch + 1, 0
 
 
-def round_robin(loaders, start=0):
-    """(name, x, y) without end: one batch of every dataset per round, in the dict's order (IV-ViT), from
-    round `start` on (every dataset has given `start` batches before it: how train.py resumes exactly)."""
-    streams = {name: forever(loader, start) for name, loader in loaders.items()}
+def _labelled(names, loader, start):
+    """forever(loader, start) as (names, x, y, ds) batches; a single dataset's samples all have ds = 0."""
+    for batch in forever(loader, start):
+        x, y, ds = batch if len(batch) == 3 else (*batch, torch.zeros_like(batch[1]))
+        yield names, x, y, ds
+
+
+def _draws(sizes, seed):
+    """Loader picks without end, each with probability proportional to sizes (CoVeR), in blocks of 1024 drawn
+    from a generator seeded by (seed, block): the same on every rank, and cheap to replay on resume."""
+    block = 0
     while True:
-        for name, stream in streams.items():
-            x, y = next(stream)
-            yield name, x, y
+        generator = torch.Generator().manual_seed(sample_seed(seed, 1 << 32, block))  # apart from the samplers' seeds
+        yield from torch.multinomial(sizes, 1024, replacement=True, generator=generator).tolist()
+        block += 1
+
+
+def rounds(loaders, sampling='round_robin', seed=0, accum=1, start=0):
+    """
+    Training rounds without end, from round `start` on; train.py takes one round per iteration. A round is a
+    list of slots, a slot a list of `accum` consecutive batches (names, x, y, ds) of one loader (the
+    micro-batches of one optimizer step). loaders is make_train_loaders()'s {key: (names, loader)}.
+    'round_robin' and 'mixed': one slot per loader, in order (IV-ViT's fixed order).
+    'proportional': as many slots as loaders, each from a loader drawn with probability proportional to its
+        dataset's size (CoVeR); a small dataset may sit out a round, a large one come twice.
+    Restarting at `start` continues exactly where a run that had taken `start` rounds was: each loader resumes
+    at the number of batches it had given by then.
+    """
+    keys = list(loaders)
+    if sampling == 'proportional':
+        sizes = torch.tensor([len(loaders[key][1].dataset) for key in keys], dtype=torch.float64)
+        draws = _draws(sizes, seed)
+        given = [0] * len(keys)
+        for _ in range(start * len(keys)):  # replay the picks of the rounds before `start`
+            given[next(draws)] += accum
+        next_keys = lambda: [keys[next(draws)] for _ in keys]
+    elif sampling in ('round_robin', 'mixed'):
+        given = [start * accum] * len(keys)
+        next_keys = lambda: keys
+    else:
+        raise ValueError(f"sampling must be 'round_robin', 'proportional' or 'mixed', got {sampling!r}")
+    streams = {key: _labelled(*loaders[key], n) for key, n in zip(keys, given)}
+    while True:
+        yield [[next(streams[key]) for _ in range(accum)] for key in next_keys()]
 
 
 # -----------------------------------------------------------------------------
@@ -1134,7 +1721,11 @@ if __name__ == '__main__':
     parser.add_argument('format', choices=list(FORMATS), help="the layout to write")
     parser.add_argument('out_dir', help="dataset root to write (use it as the dataset's root in a config)")
     parser.add_argument('--seed', type=int, default=0, help="the same seed writes the same pixels and split files")
+    parser.add_argument('--frames', action='store_true', help="also extract every video into its frame folder "
+                        "(read with frames=True, frames_fps = the videos' fps: 25, ssv2 12)")
     args = parser.parse_args()
     t0 = time.time()
     FORMATS[args.format][2](args.out_dir, seed=args.seed)
+    if args.frames:
+        write_frame_folders(args.out_dir)
     print(f"wrote a synthetic {args.format} dataset to {args.out_dir} in {time.time() - t0:.1f} s")

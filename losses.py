@@ -15,13 +15,15 @@ Where the official release differs from the paper, a one-line note says how; the
 import math
 
 import torch
+import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
 
-def cross_entropy(logits, targets, label_smoothing=0.0):
-    """Mean cross-entropy of (B, C) logits against (B,) class indices; computed in fp32 under autocast."""
-    return F.cross_entropy(logits.float(), targets, label_smoothing=label_smoothing)
+def cross_entropy(logits, targets, label_smoothing=0.0, reduction='mean'):
+    """Cross-entropy of (B, C) logits against (B,) class indices, computed in fp32 under autocast: the mean, or
+    with reduction='none' the (B,) per-sample losses."""
+    return F.cross_entropy(logits.float(), targets, label_smoothing=label_smoothing, reduction=reduction)
 
 
 def cover_weighted_sum(losses, weights):
@@ -142,14 +144,16 @@ class Projection(nn.Module):
         """Y'_k of eq. 4, (B, C_k): the target head's logits plus every other head's projected logits."""
         return logits[target_dataset] + sum(self.projected(logits, target_dataset))  # eq. 4
 
-    def loss(self, logits, target_dataset, targets, label_smoothing=0.0):
-        """The projection loss L_k for samples of target_dataset with labels targets (B,)."""
+    def loss(self, logits, target_dataset, targets, label_smoothing=0.0, reduction='mean'):
+        """The projection loss L_k for samples of target_dataset with labels targets (B,): the mean, or with
+        reduction='none' the (B,) per-sample losses."""
         if self.mode == 'add':
             # eq. 5 writes log(Y'_k); Y'_k are logits, so the softmax is implied: ordinary cross-entropy
-            return cross_entropy(self.project(logits, target_dataset), targets, label_smoothing)  # eqs. 4-5
+            return cross_entropy(self.project(logits, target_dataset), targets, label_smoothing, reduction)  # eq. 5
         # official code: the projected logits are never added to Y_k; each gets its own cross-entropy
-        own = cross_entropy(logits[target_dataset], targets, label_smoothing)
-        projected = [cross_entropy(y, targets, label_smoothing) for y in self.projected(logits, target_dataset)]
+        own = cross_entropy(logits[target_dataset], targets, label_smoothing, reduction)
+        projected = [cross_entropy(y, targets, label_smoothing, reduction)
+                     for y in self.projected(logits, target_dataset)]
         return own + sum(projected) / max(len(projected), 1)  # a single dataset has no sources: plain CE
 
     @torch.no_grad()
@@ -179,15 +183,106 @@ class UncertaintyWeighting(nn.Module):
         super().__init__()
         self.log_var = nn.ParameterDict({name: nn.Parameter(torch.zeros(())) for name in names})  # s_k, 0-d
 
-    def forward(self, losses):
-        """losses: dict name -> scalar loss L_k; datasets absent from this step contribute nothing."""
+    def terms(self, losses):
+        """{name: the weighted term of eq. 6} for losses, a dict name -> scalar loss L_k."""
         unknown = sorted(set(losses) - set(self.log_var))
         if unknown:
             raise KeyError(f'UncertaintyWeighting has no sigma for {unknown}; it was built for {list(self.log_var)}')
         s = self.log_var
         # eq. 6: 0.5 * exp(-s_k) * L_k + 0.5 * s_k  ==  L_k / (2 sigma_k^2) + log sigma_k
-        return sum(0.5 * torch.exp(-s[name]) * loss + 0.5 * s[name] for name, loss in losses.items())
+        return {name: 0.5 * torch.exp(-s[name]) * loss + 0.5 * s[name] for name, loss in losses.items()}
+
+    def forward(self, losses):
+        """The sum of eq. 6 over the datasets in losses; datasets absent from this step contribute nothing."""
+        return sum(self.terms(losses).values())
 
     def sigmas(self):
         """{name: sigma_k} as plain floats, for logging."""
         return {name: math.exp(0.5 * s.item()) for name, s in self.log_var.items()}
+
+
+# -----------------------------------------------------------------------------
+# The whole objective, composed from the config: every row of multitrain.txt Table 3 is a choice of switches
+
+class _GatherWithGrad(torch.autograd.Function):
+    """all_gather whose backward sends each rank the gradient of its own rows, summed over all ranks."""
+
+    @staticmethod
+    def forward(ctx, z):
+        parts = [torch.empty_like(z) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, z.contiguous())
+        ctx.rows = slice(dist.get_rank() * z.shape[0], (dist.get_rank() + 1) * z.shape[0])
+        return torch.cat(parts)                                         # (W*B, D), rank order
+
+    @staticmethod
+    def backward(ctx, grad):
+        # every rank computes the same loss of the whole batch, so this rank's rows get a gradient from each
+        grad = grad.contiguous()
+        dist.all_reduce(grad)                                           # (W*B, D), summed over ranks
+        return grad[ctx.rows]                                           # (B, D)
+
+
+def gather_with_grad(z):
+    """z (B, D) of every rank, concatenated (W*B, D), with gradients flowing back to each rank's own rows.
+
+    Each rank's gradient is W times the true one (W ranks computed the same loss); DDP's averaging over ranks
+    divides it by W again. Without a gather, the variance of eq. 2 would be the variance of a per-GPU batch,
+    which with a few clips per GPU is noise. All ranks must have the same B (our samplers guarantee it)."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return z
+    return _GatherWithGrad.apply(z)
+
+
+class Objective(nn.Module):
+    """The training loss of one batch, composed from config switches, with the parameters of its terms.
+
+    Supervised part: each sample is scored by its own dataset's head (or, with a projection, by every head,
+    eqs. 4-5); per-sample losses are summed per dataset and divided by the batch size, so in a batch that mixes
+    datasets each one weighs by its share, as in the official code (a batch of one dataset gives the plain
+    mean). Each dataset's L_k is then weighted by a fixed CoVeR weight (cover.txt 3.3.1) and, optionally, by
+    learned uncertainty (eq. 6). Informative part (eqs. 2-3): variance and covariance of the expander's output
+    over the global batch. The total of eq. 6 with weights 1 is the paper's MultiTrain; all weights 0 and no
+    projection is plain cross-entropy ("Vanilla").
+    """
+
+    def __init__(self, num_classes, feature_dim, cfg):
+        super().__init__()
+        unknown = sorted(set(cfg.loss_weights) - set(num_classes))
+        if unknown:
+            raise ValueError(f'loss_weights names {unknown}, which are not datasets of this run: {list(num_classes)}')
+        self.names = list(num_classes)
+        self.weights = {name: float(cfg.loss_weights.get(name, 1.0)) for name in self.names}
+        self.label_smoothing, self.var_weight, self.cov_weight = cfg.label_smoothing, cfg.var_weight, cfg.cov_weight
+        self.projection = None if cfg.projection == 'none' else Projection(num_classes, cfg.projection,
+                                                                           cfg.projection_init)
+        informative = cfg.var_weight > 0 or cfg.cov_weight > 0
+        self.expander = Expander(feature_dim, cfg.expander_hidden, cfg.expander_out) if informative else None
+        self.uncertainty = UncertaintyWeighting(self.names) if cfg.uncertainty else None
+
+    def forward(self, model, names, x, y, ds):
+        """(total loss, {term: value}) for a batch x with labels y (B,) whose sample b belongs to dataset
+        names[ds[b]]. model has .features(x) -> (B, D) and .heads[name]."""
+        features = model.features(x)                                    # (B, D)
+        # with a projection every head runs on every sample: W_ik needs dataset i's logits on k's samples
+        heads = self.names if self.projection is not None else names
+        logits = {name: model.heads[name](features) for name in heads}  # each (B, C_name)
+        parts = {}
+        for k, name in enumerate(names):
+            member = ds == k                                            # (B,), no host sync: masks, not indexing
+            targets = torch.where(member, y, 0)                         # other datasets' labels may not exist here
+            if self.projection is not None:
+                per_sample = self.projection.loss(logits, name, targets, self.label_smoothing, 'none')  # eq. 5
+            else:
+                per_sample = cross_entropy(logits[name], targets, self.label_smoothing, 'none')
+            parts[name] = (per_sample * member).sum() / y.shape[0]      # L_k, weighted by k's share of the batch
+        weighted = self.uncertainty.terms(parts) if self.uncertainty is not None else parts  # eq. 6
+        total = cover_weighted_sum(weighted, self.weights)
+        if self.expander is not None:
+            z = gather_with_grad(self.expander(features))               # (W*B, D'), the global batch
+            if self.var_weight > 0:
+                parts['variance'] = variance_loss(z)                    # eq. 2
+                total = total + self.var_weight * parts['variance']
+            if self.cov_weight > 0:
+                parts['covariance'] = covariance_loss(z)                # eq. 3
+                total = total + self.cov_weight * parts['covariance']
+        return total, parts

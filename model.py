@@ -11,6 +11,11 @@ There is one classification head per dataset, chosen by the dataset's name.
 
 Names follow timm's ViT (patch_embed, cls_token, pos_embed, blocks.i.norm1/attn.qkv/attn.proj/norm2/mlp.fc1/
 mlp.fc2, norm), so that readers who know timm find their way, and weights convert with a key map.
+
+The second backbone, MViT, is MultiTrain's MViTv2 (papers/multitrain.txt section 3.1): a video transformer that
+works on the whole space-time token grid and pools it coarser block by block. Same contract: images run as
+one-frame videos, features(x) is (B, D), one head per dataset. Its presets cover torchvision's mvit_v2_s (whose
+weights convert exactly, see from_torchvision), MultiTrain's 24-block backbone, and a tiny one for a CPU.
 """
 
 import math
@@ -117,6 +122,7 @@ class VisionTransformer(nn.Module):
         super().__init__()
         assert img_size % patch_size == 0, f'img_size {img_size} is not a multiple of patch_size {patch_size}'
         num_patches = (img_size // patch_size) ** 2
+        self.num_features = dim                                    # width of features(), what the heads read
         self.patch_embed = nn.Conv2d(3, dim, kernel_size=patch_size, stride=patch_size)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, num_patches + 1, dim))
@@ -171,19 +177,295 @@ def _init_weights(m):
         nn.init.zeros_(m.bias)
 
 
+# -----------------------------------------------------------------------------
+# MViTv2: the multiscale backbone of MultiTrain (multitrain.txt section 3.1, eq. 1)
+#
+# A video (B, 3, T, H, W) is cut into overlapping 3x7x7 cubes with stride 2x4x4: 16x224x224 becomes a grid of
+# 8x56x56 tokens. The blocks then work on a shrinking grid of widening tokens: a block with a query stride
+# (1, 2, 2) quarters the grid and (in these tables) doubles the width, so that early blocks see many simple tokens
+# and late blocks few rich ones. Every block also pools its keys and values (the kv stride), so that attention
+# over 25,088 queries looks at 392 keys instead of 25,088.
+
+# One row per block: (heads, width in, width out, query stride (t, h, w), key/value stride (t, h, w)).
+MVIT_V2_S = [                                # torchvision's mvit_v2_s: 16 blocks, 8x56x56 -> 8x7x7 tokens
+    (1, 96, 96, (1, 1, 1), (1, 8, 8)),
+    (2, 96, 192, (1, 2, 2), (1, 4, 4)),      # stage 2: grid 8x28x28
+    (2, 192, 192, (1, 1, 1), (1, 4, 4)),
+    (4, 192, 384, (1, 2, 2), (1, 2, 2)),     # stage 3: grid 8x14x14
+    *[(4, 384, 384, (1, 1, 1), (1, 2, 2))] * 10,
+    (8, 384, 768, (1, 2, 2), (1, 1, 1)),     # stage 4: grid 8x7x7
+    (8, 768, 768, (1, 1, 1), (1, 1, 1)),
+]
+MVIT_MULTITRAIN = [                          # MultiTrain's MViTv2-B (reference-notes.md): 24 blocks, 96 -> 768
+    *[(1, 96, 96, (1, 1, 1), (1, 8, 8))] * 2,
+    (2, 96, 192, (1, 2, 2), (1, 4, 4)),
+    *[(2, 192, 192, (1, 1, 1), (1, 4, 4))] * 2,
+    (4, 192, 384, (1, 2, 2), (1, 2, 2)),
+    *[(4, 384, 384, (1, 1, 1), (1, 2, 2))] * 15,
+    (8, 384, 768, (1, 2, 2), (1, 1, 1)),
+    *[(8, 768, 768, (1, 1, 1), (1, 1, 1))] * 2,
+]
+MVIT_TINY = [                                # for a CPU: 8 frames of 32x32 give a 4x8x8 grid -> 4x4x4 -> 4x2x2
+    (1, 32, 32, (1, 1, 1), (1, 4, 4)),
+    (2, 32, 64, (1, 2, 2), (1, 2, 2)),
+    (2, 64, 64, (1, 1, 1), (1, 2, 2)),
+    (4, 64, 128, (1, 2, 2), (1, 1, 1)),
+    (4, 128, 128, (1, 1, 1), (1, 1, 1)),
+]
+# torchvision's model has a class token and relative positions; MultiTrain has neither (multitrain.txt footnote 2
+# and "Classification head"): absolute space + time position embeddings, and the mean over the last tokens.
+MVIT_PRESETS = {
+    'mvit_v2_s': dict(blocks=MVIT_V2_S, rel_pos=True, cls_token=True),
+    'multitrain': dict(blocks=MVIT_MULTITRAIN, rel_pos=False, cls_token=False),
+    'tiny': dict(blocks=MVIT_TINY, rel_pos=False, cls_token=False),
+}
+PATCH_KERNEL, PATCH_STRIDE, PATCH_PADDING = (3, 7, 7), (2, 4, 4), (1, 3, 3)
+
+
+def ceil_div(n, s):
+    """Output size of our poolings and of the patch embedding: odd kernel k, padding k // 2, stride s."""
+    return -(-n // s)
+
+
+def pool_tokens(x, pool, grid, num_cls):
+    """Pool the grid tokens of x (B, h, num_cls + T*H*W, C) with pool, a Conv3d or MaxPool3d over C channels.
+
+    The class token has no place in the grid and passes through unpooled. Heads are folded into the batch, so
+    one kernel of C channels serves every head (as in the official code). Returns (x, the pooled grid).
+    """
+    B, h, _, C = x.shape
+    cls, x = x[:, :, :num_cls], x[:, :, num_cls:]
+    x = x.reshape(B * h, *grid, C).permute(0, 4, 1, 2, 3)    # (B*h, C, T, H, W), channels last in memory
+    if max(pool.stride) > 4:  # speed only: on CPU, oneDNN is faster channels-first for sparse (stride 8) pooling
+        x = x.contiguous()
+    x = pool(x)                                             # (B*h, C, T', H', W')
+    grid = tuple(x.shape[2:])
+    x = x.flatten(2).transpose(1, 2).reshape(B, h, -1, C)   # (B, h, T'*H'*W', C)
+    return (torch.cat([cls, x], dim=2) if num_cls else x), grid
+
+
+def resize_table(table, length):
+    """A (L, C) table of 1-D positions resampled linearly to (length, C); the same table if it fits already."""
+    if table.shape[0] == length:
+        return table
+    return F.interpolate(table.t()[None], size=length, mode='linear')[0].t()   # (length, C)
+
+
+def rel_pos_lookup(table, q_size, k_size):
+    """(q_size, k_size, C): the table row for every query/key pair along one axis (time, height or width).
+
+    Pooled grids are coarser, so both are compared at the finer one's scale: with L = max(q_size, k_size),
+    query i sits at i * L / q_size and key j at j * L / k_size. Their offset, shifted to start at 0, indexes a table
+    of 2L - 1 rows (resampled if it was built for another grid). Integer arithmetic; the official code does this in
+    float32 and truncates, which agrees whenever one size divides the other.
+    """
+    L = max(q_size, k_size)
+    i = torch.arange(q_size, device=table.device)[:, None]
+    j = torch.arange(k_size, device=table.device)[None, :]
+    offset = L * (i * k_size + (k_size - 1 - j) * q_size) // (q_size * k_size)   # (q, k): i L/q - j L/k + (k-1) L/k
+    return resize_table(table, 2 * L - 1)[offset]
+
+
+def pool_conv(channels, kernel, stride):
+    """Depthwise Conv3d: every channel pooled on its own with a learned kernel (MViTv2's conv pooling)."""
+    return nn.Conv3d(channels, channels, kernel, stride=stride, padding=[k // 2 for k in kernel], groups=channels,
+                     bias=False)
+
+
+class PoolingAttention(nn.Module):
+    """Multi-head pooling attention (MHPA): queries, keys and values are pooled on the token grid before attending.
+
+    The width changes here (dim_in -> dim_out, torchvision's proj_after_attn): qkv projects to the new width, so
+    attention, residual pooling and output projection all run at dim_out. Query stride > 1 shrinks the output grid.
+    """
+
+    def __init__(self, dim_in, dim_out, num_heads, q_stride, kv_stride, kernel, grid, rel_pos, residual_pool):
+        super().__init__()
+        assert dim_out % num_heads == 0, f'dim {dim_out} is not divisible by num_heads {num_heads}'
+        self.num_heads, self.rel_pos, self.residual_pool = num_heads, rel_pos, residual_pool
+        head_dim = dim_out // num_heads
+        self.qkv = nn.Linear(dim_in, 3 * dim_out)
+        self.pool_q, self.norm_q = pool_conv(head_dim, kernel, q_stride), nn.LayerNorm(head_dim, eps=1e-6)
+        self.pool_k, self.norm_k = pool_conv(head_dim, kernel, kv_stride), nn.LayerNorm(head_dim, eps=1e-6)
+        self.pool_v, self.norm_v = pool_conv(head_dim, kernel, kv_stride), nn.LayerNorm(head_dim, eps=1e-6)
+        self.proj = nn.Linear(dim_out, dim_out)
+        if rel_pos:
+            # tables sized as the official code sizes them for this block's input grid; another grid resamples them
+            T, H, W = grid
+            space = 2 * max(ceil_div(max(H, W), q_stride[1]), ceil_div(max(H, W), kv_stride[1])) - 1
+            self.rel_pos_t = nn.Parameter(torch.zeros(2 * T - 1, head_dim))
+            self.rel_pos_h = nn.Parameter(torch.zeros(space, head_dim))
+            self.rel_pos_w = nn.Parameter(torch.zeros(space, head_dim))
+
+    def forward(self, x, grid, num_cls):
+        B, N, _ = x.shape
+        q, k, v = self.qkv(x).view(B, N, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)   # 3 x (B, h, N, C)
+        q, q_grid = pool_tokens(q, self.pool_q, grid, num_cls)                  # (B, h, Nq, C)
+        k, k_grid = pool_tokens(k, self.pool_k, grid, num_cls)                  # (B, h, Nk, C)
+        v, _ = pool_tokens(v, self.pool_v, grid, num_cls)                       # (B, h, Nk, C)
+        q, k, v = self.norm_q(q), self.norm_k(k), self.norm_v(v)                # LayerNorm after pooling (cls too)
+        bias = self.rel_pos_bias(q[:, :, num_cls:], q_grid, k_grid, num_cls) if self.rel_pos else None
+        x = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)            # (B, h, Nq, C)
+        if self.residual_pool:  # MViTv2's residual pooling: + the pooled query, not on the class token
+            x = x + F.pad(q[:, :, num_cls:], (0, 0, num_cls, 0))                # (B, h, Nq, C)
+        x = x.transpose(1, 2).flatten(2)                                        # (B, Nq, h*C)
+        return self.proj(x), q_grid
+
+    def rel_pos_bias(self, q, q_grid, k_grid, num_cls):
+        """Decomposed relative position bias q_i . (R_t[t_i, t_j] + R_h[h_i, h_j] + R_w[w_i, w_j]) (MViTv2), as a mask.
+
+        q is (B, h, qt*qh*qw, C), the pooled queries without the class token. Returns (B, h, Nq, Nk), zero on the
+        class token's row and column. The MViTv2 paper divides this bias by sqrt(C) with q.k; the official code
+        (and torchvision) adds it unscaled, and so do we.
+        """
+        (qt, qh, qw), (kt, kh, kw) = q_grid, k_grid
+        B, h, _, C = q.shape
+        q = q.view(B, h, qt, qh, qw, C)
+        # contiguous: einsum may hand back permuted strides, and the sum below takes its memory layout from them
+        t = torch.einsum('bntyxc,tkc->bntyxk', q, rel_pos_lookup(self.rel_pos_t, qt, kt)).contiguous()  # (.., kt)
+        y = torch.einsum('bntyxc,ykc->bntyxk', q, rel_pos_lookup(self.rel_pos_h, qh, kh)).contiguous()  # (.., kh)
+        x = torch.einsum('bntyxc,xkc->bntyxk', q, rel_pos_lookup(self.rel_pos_w, qw, kw)).contiguous()  # (.., kw)
+        bias = t[..., :, None, None] + y[..., None, :, None] + x[..., None, None, :]  # (B, h, qt, qh, qw, kt, kh, kw)
+        bias = bias.view(B, h, qt * qh * qw, kt * kh * kw)                            # (B, h, Nq - cls, Nk - cls)
+        return F.pad(bias, (num_cls, 0, num_cls, 0))                                  # (B, h, Nq, Nk)
+
+
+class MultiscaleBlock(nn.Module):
+    """One MViTv2 block (multitrain.txt eq. 1): X1 = MHPA(LN(X)) + Pool(X); Block(X) = MLP(LN(X1)) + X1.
+
+    Pool(X) is a max pool with the query stride (identity when the stride is 1), so that the skip lands on the
+    attention's output grid. Where the width changes, the official code widens the skip with a Linear applied to
+    LN(X) rather than X (eq. 1 does not say); we follow it.
+    """
+
+    def __init__(self, num_heads, dim_in, dim_out, q_stride, kv_stride, kernel, grid, rel_pos, residual_pool,
+                 drop_path):
+        super().__init__()
+        self.drop_path = drop_path
+        self.norm1 = nn.LayerNorm(dim_in, eps=1e-6)
+        self.attn = PoolingAttention(dim_in, dim_out, num_heads, q_stride, kv_stride, kernel, grid, rel_pos,
+                                     residual_pool)
+        self.skip_proj = nn.Linear(dim_in, dim_out) if dim_in != dim_out else None
+        skip_kernel = [s + 1 if s > 1 else 1 for s in q_stride]
+        skip_padding = [k // 2 for k in skip_kernel]
+        self.skip_pool = None if max(q_stride) == 1 else nn.MaxPool3d(skip_kernel, q_stride, skip_padding)
+        self.norm2 = nn.LayerNorm(dim_out, eps=1e-6)
+        self.mlp = Mlp(dim_out, 4 * dim_out)
+
+    def forward(self, x, grid, num_cls):
+        x_norm = self.norm1(x)
+        x_attn, attn_grid = self.attn(x_norm, grid, num_cls)                   # (B, Nq, dim_out)
+        if self.skip_proj is not None:
+            x = self.skip_proj(x_norm)                                         # (B, N, dim_out)
+        if self.skip_pool is not None:
+            x = pool_tokens(x[:, None], self.skip_pool, grid, num_cls)[0][:, 0]  # (B, Nq, dim_out)
+        x = x + drop_path(x_attn, self.drop_path, self.training)              # X1, eq. 1
+        x = x + drop_path(self.mlp(self.norm2(x)), self.drop_path, self.training)
+        return x, attn_grid
+
+
+class MViT(nn.Module):
+    """MViTv2 for (B, 3, H, W) images (one-frame videos) or (B, 3, T, H, W) videos -> (B, D) -> per-dataset logits.
+
+    blocks is a block table (see MVIT_PRESETS). img_size ((H, W) or a side) and num_frames size the position
+    tables; other input sizes work too (tables resampled), as long as the strides divide the token grid.
+    rel_pos: decomposed relative position bias in every block (torchvision) instead of absolute separable
+    space + time embeddings (MultiTrain). cls_token: read the class token (torchvision) instead of the mean of
+    the last tokens (MultiTrain). residual_pool: MViTv2's pooled-query residual inside attention.
+    """
+
+    def __init__(self, num_classes, blocks, img_size=224, num_frames=16, rel_pos=True, cls_token=True,
+                 residual_pool=True, kernel=(3, 3, 3), head='linear', drop_path=0.0):
+        super().__init__()
+        H, W = (img_size, img_size) if isinstance(img_size, int) else img_size
+        dim = blocks[0][1]
+        self.patch_embed = nn.Conv3d(3, dim, PATCH_KERNEL, stride=PATCH_STRIDE, padding=PATCH_PADDING)
+        grid = tuple(ceil_div(n, s) for n, s in zip((num_frames, H, W), PATCH_STRIDE))  # tokens (T', H', W')
+        self.pos_grid = grid
+        self.num_cls = int(cls_token)
+        self.cls_token = nn.Parameter(torch.zeros(dim)) if cls_token else None
+        self.abs_pos = not rel_pos
+        if self.abs_pos:
+            self.pos_embed_time = nn.Parameter(torch.zeros(grid[0], dim))                  # (T', D)
+            self.pos_embed_space = nn.Parameter(torch.zeros(grid[1] * grid[2], dim))       # (H'*W', D)
+            self.pos_embed_cls = nn.Parameter(torch.zeros(dim)) if cls_token else None
+        rates = [drop_path * i / max(len(blocks) - 1, 1) for i in range(len(blocks))]  # linearly increasing
+        self.blocks = nn.ModuleList()
+        for (heads, dim_in, dim_out, q_stride, kv_stride), rate in zip(blocks, rates):
+            assert dim_in == dim, f'a block of width {dim_in} follows one of width {dim}'
+            self.blocks.append(MultiscaleBlock(heads, dim_in, dim_out, q_stride, kv_stride, kernel, grid, rel_pos,
+                                               residual_pool, rate))
+            grid, dim = tuple(ceil_div(g, s) for g, s in zip(grid, q_stride)), dim_out
+        self.num_features = dim                             # width of features(), what the heads read
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.heads = nn.ModuleDict({name: make_head(head, dim, c) for name, c in num_classes.items()})
+        self.apply(_init_weights)
+        for name, p in self.named_parameters():
+            if name.rsplit('.', 1)[-1] in POSITION_PARAMS:
+                nn.init.trunc_normal_(p, std=0.02)
+
+    def abs_pos_embed(self, grid):
+        """Separable absolute positions for a token grid (T, H, W): time[t] + space[h, w], (T*H*W, D).
+
+        Tables built for another grid are resampled: time linearly, space bicubically (e.g. an image, T = 1).
+        """
+        T0, H0, W0 = self.pos_grid
+        time = resize_table(self.pos_embed_time, grid[0])                          # (T, D)
+        space = self.pos_embed_space.view(H0, W0, -1)                               # (H0, W0, D)
+        if grid[1:] != (H0, W0):
+            space = space.permute(2, 0, 1)[None]                                    # (1, D, H0, W0)
+            space = F.interpolate(space, size=grid[1:], mode='bicubic', align_corners=False)[0].permute(1, 2, 0)
+        return (time[:, None, None] + space[None]).flatten(0, 2)                    # (T*H*W, D)
+
+    def features(self, x):
+        """Backbone features, (B, D): the final class token, or the mean over the last grid's tokens."""
+        if x.ndim == 4:
+            x = x.unsqueeze(2)                              # an image is a one-frame video: (B, 3, 1, H, W)
+        x = self.patch_embed(x)                             # (B, D, T', H', W')
+        grid = tuple(x.shape[2:])
+        x = x.flatten(2).transpose(1, 2)                    # (B, T'*H'*W', D)
+        if self.abs_pos:
+            x = x + self.abs_pos_embed(grid)
+        if self.num_cls:
+            cls = self.cls_token.expand(x.shape[0], 1, -1)  # (B, 1, D)
+            if self.abs_pos:
+                cls = cls + self.pos_embed_cls
+            x = torch.cat([cls, x], dim=1)                  # (B, 1 + T'*H'*W', D)
+        for block in self.blocks:
+            x, grid = block(x, grid, self.num_cls)
+        x = self.norm(x)
+        return x[:, 0] if self.num_cls else x.mean(dim=1)   # MultiTrain: no class token, mean over tokens
+
+    def forward(self, x, dataset):
+        """Logits of dataset `dataset`'s head."""
+        return self.heads[dataset](self.features(x))
+
+
 def build_model(cfg, num_classes):
     """The backbone named by cfg.backbone with one head per dataset; num_classes: {dataset name: C}."""
+    if cfg.backbone == 'mvit':
+        if cfg.mvit_preset not in MVIT_PRESETS:
+            raise ValueError(f"mvit_preset must be one of {', '.join(MVIT_PRESETS)}, got {cfg.mvit_preset!r}")
+        # the time table covers the longest clip of the config (other lengths resample it)
+        frames = max((spec['num_frames'] for spec in cfg.datasets.values() if 'num_frames' in spec), default=16)
+        return MViT(num_classes, img_size=cfg.img_size, num_frames=frames, head=cfg.head, drop_path=cfg.drop_path,
+                    **MVIT_PRESETS[cfg.mvit_preset])
     if cfg.backbone != 'vit':
-        raise ValueError(f"backbone must be 'vit' (the MViT variant is not written yet), got {cfg.backbone!r}")
+        raise ValueError(f"backbone must be 'vit' or 'mvit', got {cfg.backbone!r}")
     return VisionTransformer(num_classes, img_size=cfg.img_size, patch_size=cfg.patch_size, dim=cfg.dim,
                              depth=cfg.depth, num_heads=cfg.num_heads, mlp_ratio=cfg.mlp_ratio,
                              shift_div=cfg.shift_div, head=cfg.head, drop_path=cfg.drop_path)
 
 
+# Tokens and position tables: no weight decay (it would pull positions towards "no position"), trunc-normal init.
+POSITION_PARAMS = ('cls_token', 'pos_embed', 'pos_embed_time', 'pos_embed_space', 'pos_embed_cls',
+                   'rel_pos_t', 'rel_pos_h', 'rel_pos_w')
+
+
 def configure_optimizer(model, lr, weight_decay, betas, device_type):
     """AdamW with weight decay on weight matrices and kernels only (not on biases, norms, tokens, positions)."""
     params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    no_decay = lambda n, p: p.ndim < 2 or n in ('cls_token', 'pos_embed')
+    no_decay = lambda n, p: p.ndim < 2 or n.split('.')[-1] in POSITION_PARAMS  # also as step.model.*
     groups = [dict(params=[p for n, p in params if not no_decay(n, p)], weight_decay=weight_decay),
               dict(params=[p for n, p in params if no_decay(n, p)], weight_decay=0.0)]
     return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=device_type == 'cuda')
@@ -196,19 +478,39 @@ _VIT_BLOCK_KEYS = {'ln_1.': 'norm1.', 'self_attention.in_proj_': 'attn.qkv.', 's
                    'ln_2.': 'norm2.', 'mlp.0.': 'mlp.fc1.', 'mlp.3.': 'mlp.fc2.'}
 _VIT_KEYS = {'conv_proj.': 'patch_embed.', 'class_token': 'cls_token', 'encoder.pos_embedding': 'pos_embed',
              'encoder.ln.': 'norm.'}
+_MVIT_BLOCK_KEYS = {'norm1.': 'norm1.', 'attn.qkv.': 'attn.qkv.', 'attn.project.0.': 'attn.proj.',
+                    'attn.pool_q.pool.': 'attn.pool_q.', 'attn.pool_q.norm_act.0.': 'attn.norm_q.',
+                    'attn.pool_k.pool.': 'attn.pool_k.', 'attn.pool_k.norm_act.0.': 'attn.norm_k.',
+                    'attn.pool_v.pool.': 'attn.pool_v.', 'attn.pool_v.norm_act.0.': 'attn.norm_v.',
+                    'attn.rel_pos_': 'attn.rel_pos_', 'project.': 'skip_proj.', 'norm2.': 'norm2.',
+                    'mlp.0.': 'mlp.fc1.', 'mlp.3.': 'mlp.fc2.'}
+_MVIT_KEYS = {'conv_proj.': 'patch_embed.', 'pos_encoding.class_token': 'cls_token',
+              'pos_encoding.temporal_pos': 'pos_embed_time', 'pos_encoding.spatial_pos': 'pos_embed_space',
+              'pos_encoding.class_pos': 'pos_embed_cls', 'norm.': 'norm.'}
+
+
+def _rename(key, block_pattern, block_table, table):
+    """A state-dict key -> ours by prefix tables; keys matching block_pattern (number, rest) go to blocks.<number>."""
+    block = re.fullmatch(block_pattern, key)
+    if block:
+        prefix, table, key = f'blocks.{block[1]}.', block_table, block[2]
+    else:
+        prefix = ''
+    for old, new in table.items():
+        if key.startswith(old):
+            return prefix + new + key[len(old):]
+    return None
 
 
 def _vit_key(key, head):
     """A torchvision VisionTransformer state-dict key -> ours (None if there is no such place)."""
-    block = re.fullmatch(r'encoder\.layers\.encoder_layer_(\d+)\.(.+)', key)
-    if block:
-        prefix, table, rest = f'blocks.{block[1]}.', _VIT_BLOCK_KEYS, block[2]
-    else:
-        prefix, table, rest = '', {**_VIT_KEYS, 'heads.head.': f'heads.{head}.'}, key
-    for old, new in table.items():
-        if rest.startswith(old):
-            return prefix + new + rest[len(old):]
-    return None
+    return _rename(key, r'encoder\.layers\.encoder_layer_(\d+)\.(.+)', _VIT_BLOCK_KEYS,
+                   {**_VIT_KEYS, 'heads.head.': f'heads.{head}.'})
+
+
+def _mvit_key(key, head):
+    """A torchvision MViT state-dict key -> ours (None if there is no such place)."""
+    return _rename(key, r'blocks\.(\d+)\.(.+)', _MVIT_BLOCK_KEYS, {**_MVIT_KEYS, 'head.1.': f'heads.{head}.'})
 
 
 def convert_state_dict(theirs, ours, rename):
@@ -232,21 +534,55 @@ def convert_state_dict(theirs, ours, rename):
 
 
 def from_torchvision(tv_model, dataset='torchvision', shift_div=0):
-    """This project's model with the weights of a torchvision VisionTransformer (vit_b_16 or any size).
+    """This project's model with the weights of a torchvision VisionTransformer or video MViT, of any size.
 
     The architecture is read from the module itself, and the single classification head is named `dataset`.
-    On images the logits equal torchvision's; on a video (B, 3, T, H, W) with shift_div=0 they equal the head
-    applied to the mean of torchvision's per-frame class-token features.
+    The logits equal torchvision's (for the ViT on images; on a video (B, 3, T, H, W) with shift_div=0 they equal
+    the head applied to the mean of torchvision's per-frame class-token features).
     """
     import torchvision
+    if isinstance(tv_model, torchvision.models.video.MViT):
+        return _mvit_from_torchvision(tv_model, dataset)
     if not isinstance(tv_model, torchvision.models.VisionTransformer):
-        raise TypeError(f'from_torchvision takes a torchvision VisionTransformer, got {type(tv_model).__name__}')
+        raise TypeError(f'from_torchvision takes a torchvision VisionTransformer or MViT, '
+                        f'got {type(tv_model).__name__}')
     layers = tv_model.encoder.layers
     model = VisionTransformer({dataset: tv_model.num_classes}, img_size=tv_model.image_size,
                               patch_size=tv_model.patch_size, dim=tv_model.hidden_dim, depth=len(layers),
                               num_heads=layers[0].self_attention.num_heads,
                               mlp_ratio=tv_model.mlp_dim / tv_model.hidden_dim, shift_div=shift_div)
     state = convert_state_dict(tv_model.state_dict(), model.state_dict(), lambda k: _vit_key(k, dataset))
+    model.load_state_dict(state)
+    return model
+
+
+def mvit_settings(tv_model):
+    """The MViT(...) arguments of a torchvision MViT, read from its modules: block table, input size, switches."""
+    first = tv_model.blocks[0]
+    if not first.proj_after_attn:
+        raise ValueError('torchvision MViT with proj_after_attn=False (MViTv1) is not supported: we widen in attention')
+    if first.attn.residual_pool and first.attn.residual_with_cls_embed:
+        raise ValueError('torchvision MViT with residual_with_cls_embed=True is not supported: the class token '
+                         'takes no pooled-query residual here')
+    conv = tv_model.conv_proj
+    if (conv.kernel_size, conv.stride, conv.padding) != (PATCH_KERNEL, PATCH_STRIDE, PATCH_PADDING):
+        raise ValueError(f'patch embedding {conv} differs from kernel {PATCH_KERNEL}, stride {PATCH_STRIDE}, '
+                         f'padding {PATCH_PADDING}')
+    kernels = {m.kernel_size for m in tv_model.blocks.modules() if isinstance(m, nn.Conv3d)}
+    if len(kernels) > 1:
+        raise ValueError(f'pooling kernels differ between blocks ({sorted(kernels)}): one kernel is supported')
+    stride = lambda pool: tuple(pool.pool.stride) if pool is not None else (1, 1, 1)
+    blocks = [(b.attn.num_heads, b.norm1.normalized_shape[0], b.attn.output_dim, stride(b.attn.pool_q),
+               stride(b.attn.pool_k)) for b in tv_model.blocks]
+    (H, W), T = tv_model.pos_encoding.spatial_size, tv_model.pos_encoding.temporal_size   # token grid
+    return dict(blocks=blocks, img_size=(H * PATCH_STRIDE[1], W * PATCH_STRIDE[2]), num_frames=T * PATCH_STRIDE[0],
+                rel_pos=first.attn.rel_pos_h is not None, cls_token=True, residual_pool=first.attn.residual_pool,
+                kernel=next(iter(kernels), (3, 3, 3)))
+
+
+def _mvit_from_torchvision(tv_model, dataset):
+    model = MViT({dataset: tv_model.head[-1].out_features}, **mvit_settings(tv_model))
+    state = convert_state_dict(tv_model.state_dict(), model.state_dict(), lambda k: _mvit_key(k, dataset))
     model.load_state_dict(state)
     return model
 
@@ -263,21 +599,29 @@ def resize_pos_embed(pos_embed, grid):
 
 
 def load_torchvision_backbone(model, name):
-    """Copy the backbone of torchvision's pretrained `name` (e.g. 'vit_b_16') into model; the heads stay new.
+    """Copy the backbone of torchvision's pretrained `name` ('vit_b_16', 'mvit_v2_s') into model; heads stay new.
 
-    torchvision downloads the weights on first use. The position embedding is resampled when model's input
-    size differs from the pretrained one (e.g. 64x64 Tiny-ImageNet crops from 224x224 ImageNet weights).
+    torchvision downloads the weights on first use. Position tables are resampled when model's input size
+    differs from the pretrained one (e.g. 64x64 Tiny-ImageNet crops from 224x224 ImageNet weights, or 8-frame clips
+    from 16-frame Kinetics weights).
     """
     import torchvision
-    if not isinstance(model, VisionTransformer):  # before the download
-        raise ValueError(f"init_from='torchvision:{name}' needs backbone='vit'")
+    mvit = name.startswith('mvit')
+    if not isinstance(model, MViT if mvit else VisionTransformer):  # before the download
+        raise ValueError(f"init_from='torchvision:{name}' needs backbone='{'mvit' if mvit else 'vit'}'")
     tv_model = torchvision.models.get_model(name, weights='DEFAULT')
-    state = {k: v for k, v in tv_model.state_dict().items() if not k.startswith('heads.')}
-    grid = math.isqrt(model.pos_embed.shape[1] - 1)
-    state['encoder.pos_embedding'] = resize_pos_embed(state['encoder.pos_embedding'], grid)
+    state = {k: v for k, v in tv_model.state_dict().items() if not k.startswith('head')}  # ViT 'heads.', MViT 'head.'
     ours = {k: v for k, v in model.state_dict().items() if not k.startswith('heads.')}
+    if mvit:
+        rename, hint = lambda k: _mvit_key(k, None), "for MViTv2-S set mvit_preset='mvit_v2_s'"
+        fits = lambda k: '.rel_pos_' in k and rename(k) in ours  # relative-position tables, resampled as at run time
+        state = {k: resize_table(v, ours[rename(k)].shape[0]) if fits(k) else v for k, v in state.items()}
+    else:
+        rename, hint = lambda k: _vit_key(k, None), ('for ViT-B/16 set patch_size=16, dim=768, depth=12, '
+                                                     'num_heads=12, mlp_ratio=4.0')
+        grid = math.isqrt(model.pos_embed.shape[1] - 1)
+        state['encoder.pos_embedding'] = resize_pos_embed(state['encoder.pos_embedding'], grid)
     try:
-        model.load_state_dict(convert_state_dict(state, ours, lambda k: _vit_key(k, None)), strict=False)
+        model.load_state_dict(convert_state_dict(state, ours, rename), strict=False)
     except (KeyError, ValueError) as e:
-        raise ValueError(f'{name} does not fit the configured model ({e}); for ViT-B/16 set patch_size=16, '
-                         f'dim=768, depth=12, num_heads=12, mlp_ratio=4.0') from e
+        raise ValueError(f'{name} does not fit the configured model ({e}); {hint}') from e

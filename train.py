@@ -6,13 +6,18 @@ Co-train one transformer on several image and video datasets, one head per datas
     torchrun --standalone --nproc_per_node=2 train.py config/tinyimagenet_ucf101.py
 
 Every setting is a value in config.py; a config file and --key=value arguments override them in order.
-The update scheme is IV-ViT's (papers/iv-vit.txt section 5.3): each iteration takes one batch of every
-dataset in a fixed order, and after each batch computes that dataset's loss and takes an optimizer step.
+One iteration takes one round of batches (data.rounds): by default one batch of every dataset in a fixed order
+with an optimizer step after each (IV-ViT, papers/iv-vit.txt section 5.3); `sampling` and `update` switch to
+CoVeR's and MultiTrain's schemes, and losses.Objective composes the loss from the config's switches.
+Stopping and resuming: SIGTERM (what schedulers send before preemption) saves a checkpoint and exits; a run
+killed in any way continues exactly with --init_from=resume from its last checkpoint.
 """
 
 import json
 import math
 import os
+import shutil
+import signal
 import sys
 import time
 from contextlib import nullcontext
@@ -30,6 +35,13 @@ from model import build_model, configure_optimizer, load_torchvision_backbone
 
 try:
     cfg = config.load(sys.argv[1:])
+    for key, allowed in dict(sampling=('round_robin', 'proportional', 'mixed'),
+                             update=('per_dataset', 'per_round'), projection=('none', 'add', 'separate'),
+                             projection_init=('zeros', 'normal')).items():
+        if getattr(cfg, key) not in allowed:
+            raise config.ConfigError(f'{key} must be one of {allowed}, got {getattr(cfg, key)!r}')
+    if cfg.grad_accum < 1:
+        raise config.ConfigError(f'grad_accum must be >= 1, got {cfg.grad_accum}')
 except config.ConfigError as e:
     sys.exit(f'config error: {e}')
 
@@ -42,6 +54,8 @@ if ddp:
     device = f"cuda:{os.environ['LOCAL_RANK']}" if on_gpu else 'cpu'
     if on_gpu:
         torch.cuda.set_device(device)
+    # a CPU group for the small control messages (stop requests, bad-loss flags): no GPU synchronisation
+    control = dist.new_group(backend='gloo') if on_gpu else dist.group.WORLD
 else:
     rank, world = 0, 1
     device = resolve_device(cfg.device)
@@ -60,26 +74,63 @@ if master:
     with open(os.path.join(cfg.out_dir, 'config.json'), 'w') as f:
         json.dump(config.to_dict(cfg), f, indent=2)
 
-# ---- data: one training loader and one evaluation loader per dataset, each rank with its own shard
+# ---- data: training loaders (one per dataset, or one per group of datasets with sampling='mixed') and one
+# evaluation loader per dataset, each rank with its own shard
 specs = {name: data.dataset_spec(name, spec) for name, spec in cfg.datasets.items()}
-train_loaders = {name: data.make_loader(spec, 'train', cfg, rank, world) for name, spec in specs.items()}
+train_loaders = data.make_train_loaders(specs, cfg, rank, world)
 val_loaders = {name: data.make_loader(spec, 'val', cfg, rank, world) for name, spec in specs.items()}
-classes = {name: loader.dataset.classes for name, loader in train_loaders.items()}
+classes = {name: loader.dataset.classes for name, loader in val_loaders.items()}
 if master:
-    for name, loader in train_loaders.items():
-        print(f'{name}: {len(classes[name])} classes, {len(loader.dataset)} train and '
-              f'{len(val_loaders[name].dataset)} val samples from {specs[name]["root"]}')
+    for key, (names, loader) in train_loaders.items():
+        print(f'{key}: {len(loader.dataset)} train samples, batches of {loader.batch_sampler.batch_size} x {world} '
+              f'rank(s) x {cfg.grad_accum} micro-batch(es)')
+    for name, loader in val_loaders.items():
+        print(f'{name}: {len(classes[name])} classes, {len(loader.dataset)} val samples from {specs[name]["root"]}')
 
-# ---- model and optimizer, from scratch or from out_dir/ckpt.pt
+# each dataset's training set, whose count of unreadable (replaced) samples is reported at every evaluation
+train_sets = {name: loader.dataset.datasets[k] if isinstance(loader.dataset, data.MixedDataset) else loader.dataset
+              for names, loader in train_loaders.values() for k, name in enumerate(names)}
+
+
+def bad_samples(datasets):
+    """{dataset: unreadable samples met so far}. Each dataset marks them in a shared (n,) vector; the maximum
+    over ranks counts a file that two ranks met once."""
+    counts = {}
+    for name, dataset in datasets.items():
+        marks = dataset.bad.float()
+        if ddp:
+            dist.all_reduce(marks, op=dist.ReduceOp.MAX, group=control)
+        counts[name] = int(marks.sum())
+    return counts
+
+
+# ---- model, objective and optimizer, from scratch or from out_dir/ckpt.pt
 model = build_model(cfg, {name: len(c) for name, c in classes.items()}).to(device)
-optimizer = configure_optimizer(model, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2), device_type)
-iter_num = 0
+objective = losses.Objective({name: len(c) for name, c in classes.items()}, model.num_features, cfg).to(device)
+
+
+class TrainStep(torch.nn.Module):
+    """What DDP wraps: the model and the objective's own parameters, so that the gradients of both are averaged
+    over ranks. forward returns (loss, {term: value}) of a batch."""
+
+    def __init__(self, model, objective):
+        super().__init__()
+        self.model, self.objective = model, objective
+
+    def forward(self, names, x, y, ds):
+        return self.objective(self.model, names, x, y, ds)
+
+
+step = TrainStep(model, objective)
+optimizer = configure_optimizer(step, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2), device_type)
+iter_num, best_top1 = 0, -1.0
 ckpt_path = os.path.join(cfg.out_dir, 'ckpt.pt')
 if cfg.init_from == 'resume':
     ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
     model.load_state_dict(ckpt['model'])
+    objective.load_state_dict(ckpt['objective'])
     optimizer.load_state_dict(ckpt['optimizer'])
-    iter_num = ckpt['iter_num']
+    iter_num, best_top1 = ckpt['iter_num'], ckpt['best_top1']
     torch.set_rng_state(ckpt['rng'].cpu())  # dropout and stochastic depth continue as if never stopped
     if device_type == 'cuda':
         torch.cuda.set_rng_state(ckpt['cuda_rng'].cpu())
@@ -93,13 +144,13 @@ elif cfg.init_from.startswith('torchvision:'):
 elif cfg.init_from != 'scratch':
     sys.exit(f"init_from must be 'scratch', 'resume' or 'torchvision:<model name>', got {cfg.init_from!r}")
 if master:
-    print(f'model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters')
-raw_model = model  # evaluation and checkpoints use the plain module
-if cfg.compile:
-    model = torch.compile(model)
+    print(f'model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, '
+          f'objective: {sum(p.numel() for p in objective.parameters()) / 1e6:.2f} M')
+if cfg.compile:  # the backbone is the hot part; the method is compiled, so the module and its state dict stay plain
+    model.features = torch.compile(model.features)
 if ddp:
-    # each step runs one dataset's head only, so the other heads take no part in that backward pass
-    model = DDP(model, device_ids=[device] if device_type == 'cuda' else None, find_unused_parameters=True)
+    # a batch runs only its own datasets' heads (unless a projection runs all), so some parameters sit out
+    step = DDP(step, device_ids=[device] if device_type == 'cuda' else None, find_unused_parameters=True)
 
 
 def get_lr(it):
@@ -116,28 +167,93 @@ def log(event):
         f.write(json.dumps(event) + '\n')
 
 
+def save_atomically(obj, path):
+    """Write to path.tmp, flush it to disk, then rename: a kill leaves either the old file or the new one."""
+    with open(path + '.tmp', 'wb') as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(path + '.tmp', path)
+
+
 def save_checkpoint(results):
-    """Write the checkpoint to a temporary file, then rename it: a kill never leaves a half-written ckpt.pt."""
-    ckpt = dict(model=raw_model.state_dict(), optimizer=optimizer.state_dict(), iter_num=iter_num,
-                rng=torch.get_rng_state(), cuda_rng=torch.cuda.get_rng_state() if device_type == 'cuda' else None,
+    """ckpt.pt (what init_from='resume' reads), and the copies keep_last and save_best ask for."""
+    global best_top1
+    ckpt = dict(model=model.state_dict(), objective=objective.state_dict(), optimizer=optimizer.state_dict(),
+                iter_num=iter_num, best_top1=best_top1, rng=torch.get_rng_state(),
+                cuda_rng=torch.cuda.get_rng_state() if device_type == 'cuda' else None,
                 config=config.to_dict(cfg), classes=classes, results=results)
-    torch.save(ckpt, ckpt_path + '.tmp')
-    os.replace(ckpt_path + '.tmp', ckpt_path)
+    if results is not None:
+        top1 = sum(r['top1'] for r in results.values()) / len(results)
+        if cfg.save_best and top1 > best_top1:
+            best_top1 = ckpt['best_top1'] = top1
+            save_atomically(ckpt, os.path.join(cfg.out_dir, 'ckpt_best.pt'))
+    save_atomically(ckpt, ckpt_path)
+    if cfg.keep_last > 0 and results is not None:
+        shutil.copyfile(ckpt_path, os.path.join(cfg.out_dir, f'ckpt_{iter_num:07d}.pt.tmp'))
+        os.replace(os.path.join(cfg.out_dir, f'ckpt_{iter_num:07d}.pt.tmp'),
+                   os.path.join(cfg.out_dir, f'ckpt_{iter_num:07d}.pt'))
+        kept = sorted(f for f in os.listdir(cfg.out_dir) if f.startswith('ckpt_0') and f.endswith('.pt'))
+        for old in kept[:-cfg.keep_last]:
+            os.remove(os.path.join(cfg.out_dir, old))
 
 
-# ---- the training loop. A resumed run continues every dataset's sample sequence at its batch iter_num (each
-# iteration takes one batch of each), and the samples' randomness comes from their own seeds (data.py), so
-# with the model, optimizer and RNG state restored it repeats the uninterrupted run exactly (on the CPU).
-batches = data.round_robin(train_loaders, start=iter_num)
+def agree(flag):
+    """True on every rank if flag is True on any rank: all ranks stop at the same iteration."""
+    if not ddp:
+        return flag
+    flag = torch.tensor(float(flag))
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=control)
+    return bool(flag)
+
+
+def check_finite(history):
+    """Stop the run, without saving, if a loss term of the iterations in history was NaN or inf.
+    history holds (iteration, term names, their values (n,) on the device): one host sync per check."""
+    finite = torch.stack([values.isfinite().all() for _, _, values in history]).cpu() if history else None
+    bad = finite is not None and not bool(finite.all())
+    if agree(bad):
+        if bad:
+            it, names, values = history[int((~finite).nonzero()[0])]
+            terms = ', '.join(f'{n} = {v}' for n, v, ok in zip(names, values.tolist(), values.isfinite().tolist())
+                              if not ok)
+            print(f'rank {rank}: the loss became non-finite at iteration {it}: {terms}', file=sys.stderr)
+        if ddp:
+            dist.destroy_process_group()
+        sys.exit(f'stopped at iteration {iter_num} on a non-finite loss; {ckpt_path} was not overwritten '
+                 f'(it holds the last good evaluation); lower lr, or check the data, then resume from it')
+    history.clear()
+
+
+stop_requested = False
+
+
+def request_stop(signum, frame):
+    global stop_requested
+    stop_requested = True  # acted on at the end of the iteration, when the state is consistent
+
+
+signal.signal(signal.SIGTERM, request_stop)
+
+# ---- the training loop. A resumed run continues every loader's sample sequence where it stopped
+# (data.rounds), and the samples' randomness comes from their own seeds (data.py), so with the model,
+# objective, optimizer and RNG state restored it repeats the uninterrupted run exactly (on the CPU).
+batches = data.rounds(train_loaders, cfg.sampling, cfg.seed, cfg.grad_accum, start=iter_num)
 pbar = tqdm(total=cfg.max_iters, initial=iter_num, desc='train', disable=not master, dynamic_ncols=True)
-t0 = time.time()
+history, results, t0 = [], None, time.time()
 while True:
     if iter_num % cfg.eval_interval == 0 or iter_num == cfg.max_iters:
+        check_finite(history)  # never overwrite a good checkpoint with a broken model
         last = iter_num == cfg.max_iters
-        results = evaluate(raw_model, val_loaders, device, autocast, None if last else cfg.eval_max_batches)
+        results = evaluate(model, val_loaders, device, autocast, None if last else cfg.eval_max_batches)
+        bad = bad_samples(train_sets)
+        bad_val = bad_samples({name: loader.dataset for name, loader in val_loaders.items()})
         if master:
-            log(dict(event='eval', iter=iter_num, **{f'{n}/{k}': v for n, r in results.items() for k, v in r.items()}))
-            pbar.write(f'iter {iter_num}: ' + ', '.join(f'{n} top-1 {r["top1"]:.1f}%' for n, r in results.items()))
+            log(dict(event='eval', iter=iter_num, **{f'{n}/{k}': v for n, r in results.items() for k, v in r.items()},
+                     **{f'{n}/bad_samples': count for n, count in bad.items()},
+                     **{f'{n}/bad_val_samples': count for n, count in bad_val.items()}))
+            pbar.write(f'iter {iter_num}: ' + ', '.join(f'{n} top-1 {r["top1"]:.1f}%' for n, r in results.items())
+                       + ''.join(f'; {n}: {count} unreadable sample(s) replaced' for n, count in bad.items() if count))
             if iter_num > 0:
                 save_checkpoint(results)
     if iter_num == cfg.max_iters:
@@ -146,32 +262,50 @@ while True:
     lr = get_lr(iter_num)
     for group in optimizer.param_groups:
         group['lr'] = lr
-    batch_losses = {}
-    for _ in train_loaders:  # one batch of every dataset, in the config's order; a step after each (IV-ViT)
-        name, x, y = next(batches)
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        with autocast:
-            logits = model(x, name)
-        loss = losses.cross_entropy(logits, y, cfg.label_smoothing)
-        loss.backward()
-        if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        batch_losses[name] = loss.detach()
+    round_ = next(batches)
+    terms = {}
+    for s, slot in enumerate(round_):  # a slot: grad_accum micro-batches of one loader
+        for m, (names, x, y, ds) in enumerate(slot):
+            stepping = m == len(slot) - 1 and (cfg.update == 'per_dataset' or s == len(round_) - 1)
+            if ddp:  # average gradients over ranks only in the backward pass right before a step
+                step.require_backward_grad_sync = stepping
+            x, y, ds = (t.to(device, non_blocking=True) for t in (x, y, ds))
+            with autocast:
+                loss, parts = step(names, x, y, ds)
+            (loss / len(slot)).backward()  # the mean over micro-batches; per_round adds the slots' means
+            for key, value in [('loss', loss), *parts.items()]:
+                terms[key] = terms.get(key, 0) + value.detach() / len(slot)
+        if stepping:
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(step.parameters(), cfg.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+    history.append((iter_num, list(terms), torch.stack(list(terms.values())).float()))
     iter_num += 1
     pbar.update(1)
 
-    if iter_num % cfg.log_interval == 0 and master:  # .item() waits for the device: only at log time
-        dt = (time.time() - t0) / cfg.log_interval
-        t0 = time.time()
-        event = dict(event='train', iter=iter_num, lr=lr, sec_per_iter=dt,
-                     **{f'{n}/loss': l.item() for n, l in batch_losses.items()})
-        log(event)
-        pbar.set_postfix({n: f'{l.item():.3f}' for n, l in batch_losses.items()})
+    if iter_num % cfg.log_interval == 0:  # .item() waits for the device: only at log time
+        check_finite(history)
+        if master:
+            dt = (time.time() - t0) / cfg.log_interval
+            t0 = time.time()
+            event = dict(event='train', iter=iter_num, lr=lr, sec_per_iter=dt,
+                         **{(k if k in ('loss', 'variance', 'covariance') else f'{k}/loss'): v.item()
+                            for k, v in terms.items()})
+            if objective.uncertainty is not None:
+                event.update({f'sigma/{n}': v for n, v in objective.uncertainty.sigmas().items()})
+            log(event)
+            pbar.set_postfix({k: f'{v.item():.3f}' for k, v in terms.items()})
+    if agree(stop_requested) and iter_num < cfg.max_iters:
+        check_finite(history)
+        if master:
+            save_checkpoint(None)
+            log(dict(event='stopped', iter=iter_num, reason='SIGTERM'))
+            pbar.write(f'SIGTERM: saved {ckpt_path} at iteration {iter_num}; continue with --init_from=resume')
+        break
 pbar.close()
 
-if master:
+if master and results is not None and iter_num == cfg.max_iters:
     print_results(results)
 if ddp:
     dist.destroy_process_group()

@@ -1,5 +1,6 @@
 """Tests of the configurator: the order of arguments, type checks, and the errors users will actually hit."""
 import json
+from pathlib import Path
 
 import pytest
 
@@ -230,3 +231,16 @@ def test_print_config_is_aligned(capsys):
     assert [line.split(' = ')[0].strip() for line in lines] == list(vars(cfg))
     lr_line = next(line for line in lines if line.split()[0] == 'lr')
     assert lr_line.endswith(' = 0.25')
+
+
+@pytest.mark.parametrize('path', sorted(str(p) for p in (Path(__file__).resolve().parent.parent / 'config').glob('*.py')))
+def test_every_config_file_loads_with_valid_datasets(path, monkeypatch):
+    """Each set-up in config/ loads alone (and after the demo for the objective files), and each of its datasets
+    passes data.dataset_spec's checks: no typo in a key or a format reaches a cluster job."""
+    import data
+    monkeypatch.chdir(Path(path).parent.parent)
+    monkeypatch.setenv('WORLD_SIZE', '8')
+    cfg = config.load([path])
+    for name, spec in cfg.datasets.items():
+        data.dataset_spec(name, spec)
+    assert cfg.sampling in ('round_robin', 'proportional', 'mixed')

@@ -1,4 +1,5 @@
-"""Tests of data.py: readers, synthetic layouts, clip sampling, transforms, sharded sampling, bad input."""
+"""Tests of data.py: readers, synthetic layouts, clip sampling, transforms, sharded sampling (bad input:
+test_bad_input.py; decoding and clip samplers: test_decode.py)."""
 
 import hashlib
 import subprocess
@@ -22,7 +23,7 @@ UCF_SECONDS, UCF_FPS = 1.0, 25  # 25 frames per synthetic test video
 
 def make_cfg(**kw):
     cfg = dict(img_size=32, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), num_workers=0, seed=0,
-               num_temporal_clips=2, num_spatial_crops=3, device='cpu')
+               num_temporal_clips=2, num_spatial_crops=3, device='cpu', grad_accum=1, sampling='round_robin')
     return SimpleNamespace(**{**cfg, **kw})
 
 
@@ -311,13 +312,13 @@ def test_default_synthetic_generation_is_fast(tmp_path):
     (100, 0.5, [31, 43, 56, 68]),  # centred window
     (20, 0.7, [6, 18, 19, 19]),    # shorter than the window: starts at 0, repeats the last frame
 ])
-def test_clip_indices(frames, start, expected):
-    indices = data.clip_indices(frames, Fraction(25), 4, 2.0, start)
-    assert indices.dtype == torch.long and indices.tolist() == expected
+def test_window_indices(frames, start, expected):
+    indices = data.window_indices(frames, Fraction(25), 4, 2.0, start)
+    assert indices.dtype == torch.long and indices.tolist() == [expected]
 
 
-def test_clip_indices_one_frame_is_window_centre():
-    assert data.clip_indices(300, 30, 1, 1.0, 0.5).tolist() == [150]  # window 135..165, centre 150
+def test_window_indices_one_frame_is_window_centre():
+    assert data.window_indices(300, 30, 1, 1.0, 0.5).tolist() == [[150]]  # window 135..165, centre 150
 
 
 def test_read_video_frames(ucf_root):
@@ -328,7 +329,9 @@ def test_read_video_frames(ucf_root):
     some = data.read_video_frames(path, [3, 3, 24, 0])
     assert torch.equal(some, everything[[3, 3, 24, 0]])
     assert torch.equal(data.read_video_frames(path, [40])[0], everything[24])  # past the end: last frame
-    clips = data.read_clips(path, 4, 0.6, [0.0, 1.0])  # window 15 frames: indices 1,5,9,13 and 11,15,19,23
+    spec = dict(sampler='window', num_frames=4, clip_seconds=0.6)
+    clips = data.read_clips(path, spec, data.eval_positions('window', 2, 4))  # windows at the start and the end
+    # a window of 15 frames: indices 1, 5, 9, 13 and 11, 15, 19, 23
     assert torch.equal(clips, everything[[1, 5, 9, 13, 11, 15, 19, 23]].view(2, 4, 3, 48, 64))
 
 
@@ -369,7 +372,8 @@ def test_val_views_are_exact_crops(ucf_root):
     cfg = make_cfg(num_temporal_clips=2, num_spatial_crops=3, img_size=48)  # no resize: crops of raw frames
     dataset = data.make_loader(ucf_spec(ucf_root), 'val', cfg).dataset
     x, _ = dataset[(0, 0)]  # (2*3, 3, T, 48, 48)
-    clips = data.read_clips(dataset.samples[0][0], 4, 0.6, [0.0, 1.0])   # (2, T, 3, 48, 64)
+    starts = torch.tensor([[0.0] * 4, [1.0] * 4])                         # the first and the last window
+    clips = data.read_clips(dataset.samples[0][0], dataset.spec, starts)  # (2, T, 3, 48, 64)
     clips = clips.permute(0, 2, 1, 3, 4).float()                          # (2, 3, T, 48, 64)
     mean, std = torch.tensor(cfg.mean).view(3, 1, 1, 1), torch.tensor(cfg.std).view(3, 1, 1, 1)
     for v, view in enumerate(x):  # clip-major: view v is temporal clip v // 3, crop v % 3 (left, centre, right)
@@ -427,17 +431,12 @@ def test_loader_workers_do_not_change_samples(ucf_root):
     assert torch.equal(x0, x2) and torch.equal(y0, y2)
 
 
-def test_forever_and_round_robin(tiny_root, ucf_root):
-    cfg = make_cfg()
-    tiny = data.make_loader(tiny_spec(tiny_root, batch_size=8), 'train', cfg)  # 24 images: 3 batches an epoch
+def test_forever(tiny_root):
+    """(Sampling across datasets, data.rounds, is tested in test_sampling.py.)"""
+    tiny = data.make_loader(tiny_spec(tiny_root, batch_size=8), 'train', make_cfg())  # 24 images: 3 batches an epoch
     stream = data.forever(tiny)
     batches = [next(stream)[0] for _ in range(4)]
     assert tiny.batch_sampler.epoch == 1 and not torch.equal(batches[0], batches[3])
-    ucf = data.make_loader(ucf_spec(ucf_root), 'train', cfg)
-    rounds = data.round_robin({'tiny': tiny, 'ucf': ucf})
-    got = [next(rounds) for _ in range(4)]
-    assert [name for name, _, _ in got] == ['tiny', 'ucf', 'tiny', 'ucf']
-    assert got[0][1].dim() == 4 and got[1][1].dim() == 5
 
 
 def test_make_loader_writes_missing_synthetic_dataset(tmp_path):
@@ -449,40 +448,8 @@ def test_make_loader_writes_missing_synthetic_dataset(tmp_path):
 
 def test_cli_help():
     result = subprocess.run([sys.executable, str(Path(data.__file__)), '--help'], capture_output=True, text=True)
-    assert result.returncode == 0 and 'tinyimagenet' in result.stdout and 'ucf101' in result.stdout
-
-
-# -----------------------------------------------------------------------------
-# samples that cannot be read stop the run with the file's name
-
-
-def write_audio_only(path):
-    with av.open(str(path), 'w') as container:
-        stream = container.add_stream('pcm_s16le', rate=8000)
-        frame = av.AudioFrame.from_ndarray(np.zeros((1, 800), np.int16), format='s16', layout='mono')
-        frame.sample_rate = 8000
-        container.mux(stream.encode(frame))
-        container.mux(stream.encode())
-
-
-@pytest.mark.parametrize('name, kind', [
-    ('empty.avi', 'video'), ('garbage.avi', 'video'), ('missing.avi', 'video'), ('audio.wav', 'video'),
-    ('empty.JPEG', 'image'), ('garbage.JPEG', 'image'), ('missing.JPEG', 'image'),
-])
-def test_unreadable_sample_names_file(tmp_path, ucf_root, tiny_root, name, kind):
-    path = tmp_path / name
-    if name.startswith('empty'):
-        path.write_bytes(b'')
-    elif name.startswith('garbage'):
-        path.write_bytes(np.random.default_rng(0).integers(0, 256, 4000, dtype=np.uint8).tobytes())
-    elif name.startswith('audio'):
-        write_audio_only(path)
-    spec = ucf_spec(ucf_root) if kind == 'video' else tiny_spec(tiny_root)
-    dataset = data.make_loader(spec, 'train', make_cfg()).dataset
-    dataset.samples = [(str(path), 0)]
-    with pytest.raises(RuntimeError, match=f'cannot read {path}') as e:
-        dataset[(0, 0)]
-    assert e.value.__cause__ is not None
+    assert result.returncode == 0 and all(word in result.stdout for word in ('tinyimagenet', 'ucf101', 'minikinetics',
+                                                                             'activitynet', '--frames'))
 
 
 def test_forever_from_a_start_continues_the_same_sequence():

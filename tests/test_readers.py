@@ -1,8 +1,10 @@
 """Tests of the readers of data.py beyond Tiny-ImageNet and UCF101: each writes its synthetic layout (or a
 hand-made one for the corner cases of the real files), reads it back and checks classes, labels and paths."""
 
+import json
 import pickle
 import re
+import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -20,7 +22,7 @@ VIDEO = dict(classes=CLASSES, seconds=1.0)  # 64 x 48 frames, the renderer's sma
 
 def make_cfg(**kw):
     cfg = dict(img_size=32, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), num_workers=0, seed=0,
-               num_temporal_clips=1, num_spatial_crops=1, device='cpu')
+               num_temporal_clips=1, num_spatial_crops=1, device='cpu', grad_accum=1, sampling='round_robin')
     return SimpleNamespace(**{**cfg, **kw})
 
 
@@ -53,6 +55,9 @@ def roots(tmp_path_factory):
     data.write_synthetic_kinetics(base / 'kinetics', train_per_class=2, val_per_class=1, **VIDEO)
     data.write_synthetic_ssv2(base / 'ssv2', train_per_class=2, val_per_class=1, **VIDEO)
     data.write_synthetic_moments(base / 'moments', train_per_class=2, val_per_class=1, **VIDEO)
+    data.write_synthetic_minikinetics(base / 'minikinetics', train_per_class=4, val_per_class=1, **VIDEO)
+    data.write_synthetic_activitynet(base / 'activitynet', classes=CLASSES, train_per_class=2, val_per_class=1,
+                                     seconds=3.0)
     return base
 
 
@@ -186,7 +191,8 @@ def test_kinetics_synthetic_and_decode(roots):
     with av.open(path) as container:
         kinds = sorted((s.type, s.codec_context.name) for s in container.streams)
     assert kinds == [('audio', 'aac'), ('video', 'h264')]
-    clips = data.read_clips(path, 4, 0.5, [0.0, 1.0])
+    clips = data.read_clips(path, dict(sampler='window', num_frames=4, clip_seconds=0.5),
+                            data.eval_positions('window', 2, 4))  # the first and the last window
     assert clips.shape == (2, 4, 3, 48, 64) and clips.dtype == torch.uint8
     assert not torch.equal(clips[0], clips[1])  # two different windows of a moving shape
 
@@ -210,6 +216,19 @@ def test_kinetics_quoted_labels_and_missing_clips(tmp_path, capsys):
     assert [(folder_of(p), Path(p).name[:11], y) for p, y in samples] == [
         ('pouring milk, carefully', '-abcdefghij', 2), ("person's dog", 'ABCDEFGHIJK', 1),
         ('abseiling', 'zzzzzzzzzzz', 0)]
+    assert capsys.readouterr().out.strip() == f"{csv_path}: 1 of 4 clips missing on disk"
+
+
+def test_kinetics_flat_layout(tmp_path, capsys):
+    """flat=True: every clip directly in train/, its label from the CSV; a clip in a label folder is not seen."""
+    csv_path = write(tmp_path / 'annotations' / 'train.csv', KINETICS_CSV)
+    for name in ('-abcdefghij_000005_000015.mp4', 'ABCDEFGHIJK_000000_000010.mp4', 'Bbbbbbbbbbb_000030_000040.mp4'):
+        touch(tmp_path / 'train' / name)
+    touch(tmp_path / 'train' / 'abseiling' / 'zzzzzzzzzzz_000120_000130.mp4')  # the foldered layout: not flat
+    samples, classes = data.read_kinetics(tmp_path, 'train', flat=True)
+    assert [(Path(p).parent, Path(p).name[:11], y) for p, y in samples] == [
+        (tmp_path / 'train', '-abcdefghij', 2), (tmp_path / 'train', 'ABCDEFGHIJK', 1),
+        (tmp_path / 'train', 'Bbbbbbbbbbb', 1)]
     assert capsys.readouterr().out.strip() == f"{csv_path}: 1 of 4 clips missing on disk"
 
 
@@ -250,7 +269,8 @@ def test_ssv2_synthetic_and_decode_webm(roots):
     assert [y for _, y in samples] == [0, 0, 1, 1, 2, 2]
     with av.open(samples[0][0]) as container:
         assert container.streams.video[0].codec_context.name == 'vp9'
-    clips = data.read_clips(samples[0][0], 4, 0.5, [0.5])
+    clips = data.read_clips(samples[0][0], dict(sampler='window', num_frames=4, clip_seconds=0.5),
+                            data.eval_positions('window', 1, 4))
     assert clips.shape == (1, 4, 3, 48, 64) and clips.dtype == torch.uint8
 
 
@@ -307,7 +327,8 @@ def test_moments_categories_without_index_and_bad_rows(tmp_path):
 # all formats
 
 
-@pytest.mark.parametrize('fmt', ['imagefolder', 'cifar100', 'hmdb51', 'kinetics', 'ssv2', 'moments'])
+@pytest.mark.parametrize('fmt', ['imagefolder', 'cifar100', 'hmdb51', 'kinetics', 'ssv2', 'moments', 'minikinetics',
+                                 'activitynet'])
 def test_formats_registered_and_missing_root_named(fmt, tmp_path):
     kind, read, write_synthetic = data.FORMATS[fmt]
     assert kind in data.DATASETS and callable(write_synthetic)
@@ -321,3 +342,151 @@ def test_video_loader_from_synthetic_kinetics(roots):
                                        num_frames=4, clip_seconds=0.5))
     x, y = next(iter(data.make_loader(spec, 'val', make_cfg(img_size=16))))
     assert x.shape == (2, 1, 3, 4, 16, 16) and y.dtype == torch.long
+
+
+# -----------------------------------------------------------------------------
+# mini-Kinetics
+
+
+def test_minikinetics_synthetic(roots):
+    root = roots / 'minikinetics'
+    train, classes = data.read_minikinetics(root, 'train')
+    val, val_classes = data.read_minikinetics(root, 'val')
+    everything, all_classes = data.read_kinetics(root, 'train')
+    assert classes == val_classes == sorted(data.KINETICS_NAMES[c] for c in CLASSES[:-1])  # the listed classes
+    assert len(all_classes) == 3 and len(everything) == 3 * 4
+    assert len(train) == 2 * 3 and len(val) == 2 * 1  # three in four training clips of two classes
+    listed = set((root / 'train_ytid_list.txt').read_text().split())
+    assert {Path(p).name[:11] for p, _ in train} == listed
+    assert all(classes[y] == folder_of(p) for p, y in train + val)
+
+
+def test_minikinetics_lists(tmp_path, capsys):
+    write(tmp_path / 'annotations' / 'train.csv', KINETICS_CSV)
+    write(tmp_path / 'annotations' / 'validate.csv', KINETICS_CSV.replace(',train,', ',val,'))
+    for rel in ("pouring milk, carefully/-abcdefghij_000005_000015.mp4", "person's dog/ABCDEFGHIJK_000000_000010.mp4",
+                "abseiling/zzzzzzzzzzz_000120_000130.mp4"):
+        touch(tmp_path / 'train' / rel)
+    write(tmp_path / 'train_ytid_list.txt', "ABCDEFGHIJK\r\nzzzzzzzzzzz\r\nBbbbbbbbbbb\n")  # the last clip is missing
+    write(tmp_path / 'val_ytid_list.txt', "ABCDEFGHIJK\n")
+    samples, classes = data.read_minikinetics(tmp_path, 'train')
+    assert classes == ['abseiling', "person's dog"]
+    assert [(Path(p).name[:11], y) for p, y in samples] == [('ABCDEFGHIJK', 1), ('zzzzzzzzzzz', 0)]
+    assert "1 of 3 clips missing on disk" in capsys.readouterr().out
+    path = write(tmp_path / 'val_ytid_list.txt', "ABCDEFGHIJK\nzzzzzzzzzzz 120\n")
+    with pytest.raises(ValueError, match=re.escape(f"{path}:2: expected one youtube id per line")):
+        data.read_minikinetics(tmp_path, 'val')
+    write(tmp_path / 'val_ytid_list.txt', "nothere0000\n")
+    with pytest.raises(ValueError, match="no clips of the 1 listed youtube ids"):
+        data.read_minikinetics(tmp_path, 'val')
+
+
+# -----------------------------------------------------------------------------
+# ActivityNet
+
+
+def test_activitynet_synthetic(roots):
+    root = roots / 'activitynet'
+    train, classes = data.read_activitynet(root, 'train')
+    val, val_classes = data.read_activitynet(root, 'val')
+    assert classes == val_classes == sorted(data.ACTIVITYNET_NAMES[c] for c in CLASSES)
+    # per class: video 0 has one segment, video 1 two; validation: one video with one segment
+    assert len(train) == 3 * 3 and len(val) == 3 * 1
+    names = {Path(p).name for p, _, _ in train + val}
+    assert any(n.startswith('v_') for n in names) and any(not n.startswith('v_') for n in names)
+    content = json.loads((root / 'activity_net.v1-3.min.json').read_text())
+    assert set(content) == {'version', 'taxonomy', 'database'}
+    assert {v['subset'] for v in content['database'].values()} == {'training', 'validation', 'testing'}
+    for path, label, (t0, t1) in train + val:
+        assert Path(path).is_file() and 0 <= t0 < t1 <= 3.0
+        video = Path(path).stem.removeprefix('v_')
+        assert [t0, t1] in [a['segment'] for a in content['database'][video]['annotations']]
+
+
+def test_activitynet_clips_come_from_the_segment(roots):
+    """Outside its segments a synthetic ActivityNet video is still; a clip of a sample moves: it was taken
+    inside the segment."""
+    samples, _ = data.read_activitynet(roots / 'activitynet', 'train')
+    paths = [p for p, _, _ in samples]
+    path, _, (t0, t1) = next(s for s in samples if s[2][0] >= 0.6 and paths.count(s[0]) == 1)  # one late segment
+    spec = dict(sampler='window', num_frames=4, clip_seconds=0.5)
+    u = data.eval_positions('window', 2, 4)
+    inside = data.read_clips(path, spec, u, (t0, t1)).float()   # (2, 4, 3, H, W)
+    before = data.read_clips(path, spec, u, (0.0, t0)).float()
+    def motion(clip):
+        return (clip[:, 1:] - clip[:, :-1]).abs().mean()
+    assert motion(before) < 0.5 and motion(inside) > 2.0
+    # the same through a dataset: a sample's clips are those of its segment
+    cfg = make_cfg(img_size=48, num_temporal_clips=2, mean=(0.0,) * 3, std=(1 / 255,) * 3)
+    dataset = data.VideoDataset(samples, ['c'] * 3, False, data.dataset_spec('a', dict(
+        format='activitynet', root=str(roots / 'activitynet'), **spec)), cfg)
+    views, _ = dataset[(samples.index(next(s for s in samples if s[0] == path and s[2] == (t0, t1))), 0)]
+    assert torch.allclose(views.permute(0, 2, 1, 3, 4), inside[..., 8:56], atol=1e-3)  # centre crop of 64x48
+
+
+ANET = {'version': 'VERSION 1.3', 'taxonomy': [], 'database': {
+    'aaaaaaaaaaa': {'subset': 'training', 'annotations': [{'label': 'Long jump', 'segment': [1.5, 7.25]},
+                                                          {'label': 'Long jump', 'segment': [9, 12.0]}]},
+    'bbbbbbbbbbb': {'subset': 'training', 'annotations': [{'label': 'Bathing dog', 'segment': [0, 3]}]},
+    'ccccccccccc': {'subset': 'training', 'annotations': [{'label': 'Polishing shoes', 'segment': [2, 4]}]},
+    'ddddddddddd': {'subset': 'validation', 'annotations': [{'label': 'Bathing dog', 'segment': [0.5, 1]}]},
+    'eeeeeeeeeee': {'subset': 'testing', 'annotations': []}}}
+
+
+def test_activitynet_handwritten(tmp_path, capsys):
+    path = write(tmp_path / 'activity_net.v1-3.min.json', json.dumps(ANET))
+    for name in ('v_aaaaaaaaaaa.mp4', 'bbbbbbbbbbb.mkv', 'ddddddddddd.webm', 'notes.txt'):  # ccc... is missing
+        touch(tmp_path / 'videos' / name)
+    samples, classes = data.read_activitynet(tmp_path, 'train')
+    assert classes == ['Bathing dog', 'Long jump', 'Polishing shoes']
+    videos = tmp_path / 'videos'
+    assert samples == [(str(videos / 'v_aaaaaaaaaaa.mp4'), 1, (1.5, 7.25)), (str(videos / 'v_aaaaaaaaaaa.mp4'), 1,
+                       (9, 12.0)), (str(videos / 'bbbbbbbbbbb.mkv'), 0, (0, 3))]
+    assert capsys.readouterr().out.strip() == f"{path}: 1 of 3 training videos missing on disk"
+    assert data.read_activitynet(tmp_path, 'val')[0] == [(str(videos / 'ddddddddddd.webm'), 0, (0.5, 1))]
+
+
+@pytest.mark.parametrize('change, words', [
+    (lambda d: d['database']['ddddddddddd']['annotations'][0].update(label='Flying'),
+     ["database/ddddddddddd/annotations/0: label 'Flying' has no training segment"]),
+    (lambda d: d['database']['aaaaaaaaaaa']['annotations'][1].update(segment=[12, 9]),
+     ['database/aaaaaaaaaaa/annotations/1', '0 <= t0 < t1']),
+    (lambda d: d['database']['bbbbbbbbbbb']['annotations'][0].pop('label'), ['database/bbbbbbbbbbb/annotations/0']),
+    (lambda d: d.pop('database'), ["expected an object with a 'database' object"]),
+])
+def test_activitynet_bad_annotations(tmp_path, change, words):
+    content = json.loads(json.dumps(ANET))
+    change(content)
+    path = write(tmp_path / 'activity_net.v1-3.min.json', json.dumps(content))
+    for name in ('v_aaaaaaaaaaa.mp4', 'bbbbbbbbbbb.mkv', 'ddddddddddd.webm'):
+        touch(tmp_path / 'videos' / name)
+    with pytest.raises(ValueError) as e:
+        data.read_activitynet(tmp_path, 'val')
+    assert str(e.value).startswith(f"{path}: ") and all(w in str(e.value) for w in words), str(e.value)
+
+
+# -----------------------------------------------------------------------------
+# frame folders instead of videos
+
+
+def test_frame_folders_replace_the_videos(roots, tmp_path):
+    """With frames=True the readers look for frame folders, not videos: a dataset whose videos are gone (only
+    frames kept, as on many clusters) reads and loads the same samples."""
+    for name in ('minikinetics', 'activitynet'):
+        shutil.copytree(roots / name, tmp_path / name)
+        data.write_frame_folders(tmp_path / name)
+        expected = {split: data.FORMATS[name][1](data.dataset_spec(name, dict(format=name, root=str(tmp_path / name))),
+                                                 split) for split in ('train', 'val')}
+        for video in list((tmp_path / name).rglob('*.mp4')):
+            video.unlink()
+        spec = data.dataset_spec(name, dict(format=name, root=str(tmp_path / name), frames=True, frames_fps=25,
+                                            batch_size=2, num_frames=4, clip_seconds=0.5))
+        for split in ('train', 'val'):
+            samples, classes = data.FORMATS[name][1](spec, split)
+            assert classes == expected[split][1]
+            assert [(str(Path(p).with_suffix('')), y, *t) for p, y, *t in samples] == \
+                   [(str(Path(p).with_suffix('')), y, *t) for p, y, *t in expected[split][0]]
+        x, y = next(iter(data.make_loader(spec, 'train', make_cfg(img_size=16))))
+        assert x.shape == (2, 3, 4, 16, 16)
+        with pytest.raises(FileNotFoundError, match='none of its'):
+            data.FORMATS[name][1]({**spec, 'frames': False}, 'train')

@@ -24,11 +24,11 @@ def datasets(tmp_path_factory):
     return root
 
 
-def write_config(path, datasets, out_dir, **overrides):
+def write_config(path, root, out_dir, **overrides):
     settings = dict(
         out_dir=str(out_dir),
-        datasets={'shapes': dict(format='tinyimagenet', root=str(datasets / 'shapes'), batch_size=16),
-                  'motions': dict(format='ucf101', root=str(datasets / 'motions'), batch_size=8, num_frames=4,
+        datasets={'shapes': dict(format='tinyimagenet', root=str(root / 'shapes'), batch_size=16),
+                  'motions': dict(format='ucf101', root=str(root / 'motions'), batch_size=8, num_frames=4,
                                   clip_seconds=1.5)},
         img_size=32, patch_size=8, dim=32, depth=2, num_heads=2, num_workers=0,
         max_iters=40, eval_interval=20, log_interval=5, warmup_iters=5, lr=2e-3, min_lr=2e-4, device='cpu')

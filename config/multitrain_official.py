@@ -1,0 +1,13 @@
+# MultiTrain as the official code runs it (see ../shared/reference-notes.md): projected logits with their own
+# cross-entropy ('separate'), projections initialised with std 0.02, informative weights 25 x 0.1 (variance) and
+# 1 x 0.1 (covariance), uncertainty weighting off, label smoothing 0.1. (Mixup/CutMix of the official recipe are
+# not implemented here.)
+#   python train.py config/multitrain_demo.py config/multitrain_official.py --out_dir=out/mt/official
+sampling = 'mixed'
+update = 'per_round'
+projection = 'separate'
+projection_init = 'normal'
+var_weight = 2.5
+cov_weight = 0.1
+uncertainty = False
+label_smoothing = 0.1

@@ -1,0 +1,168 @@
+"""Distributed training you can trust (issue 6): the same parameters from 1 or 2 processes and with gradient
+accumulation, a clean stop on SIGTERM, a stop on a non-finite loss that keeps the good checkpoint, checkpoint
+copies, and a torchrun job that exits when one of its processes dies."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+import data
+from test_train import REPO, read_log, run, write_config
+
+CLASSES = ('MoveLeft', 'MoveRight', 'BounceBall', 'BounceBox')
+
+
+@pytest.fixture(scope='module')
+def three(tmp_path_factory):
+    """Images (Tiny-ImageNet layout) and two video datasets of the same classes in other layouts and names
+    (UCF101 AVI, Kinetics MP4 with audio): enough for round-robin, proportional and mixed batches."""
+    root = tmp_path_factory.mktemp('data')
+    data.write_synthetic_tinyimagenet(root / 'shapes', seed=0, num_classes=4, train_per_class=16, val_per_class=4)
+    data.write_synthetic_ucf101(root / 'motions', seed=0, classes=CLASSES, groups=12, clips=1, seconds=1.6)
+    data.write_synthetic_kinetics(root / 'moves', seed=1, classes=CLASSES, train_per_class=6, val_per_class=1,
+                                  seconds=1.6)
+    return root
+
+
+def settings(root, per_rank=1, **overrides):
+    """A tiny run; batch sizes are per rank, so per_rank=2 with one process matches per_rank=1 with two."""
+    video = dict(num_frames=4, clip_seconds=1.5)
+    sets = {'shapes': dict(format='tinyimagenet', root=str(root / 'shapes'), batch_size=4 * per_rank),
+                'motions': dict(format='ucf101', root=str(root / 'motions'), batch_size=2 * per_rank, **video),
+                'moves': dict(format='kinetics', root=str(root / 'moves'), batch_size=2 * per_rank, **video)}
+    return {**dict(datasets=sets, max_iters=5, eval_interval=5, eval_max_batches=1, log_interval=1,
+                   warmup_iters=0, lr=3e-3, min_lr=3e-3), **overrides}
+
+
+MULTITRAIN = dict(sampling='mixed', update='per_round', projection='add', projection_init='normal',
+                  var_weight=1.0, cov_weight=1.0, uncertainty=True, expander_hidden=16, expander_out=8)
+
+
+def params(out):
+    ckpt = torch.load(out / 'ckpt.pt', weights_only=False)
+    return {**{f'model.{k}': v for k, v in ckpt['model'].items()},
+            **{f'objective.{k}': v for k, v in ckpt['objective'].items()}}
+
+
+def without_shift_biases(name, value):
+    """Two biases have no gradient in exact arithmetic: the key bias (a softmax over keys ignores a shift shared
+    by all keys) and the expander's output bias (variance and covariance see centred values only). Adam, which
+    normalises the gradient, turns their float noise (~1e-10) into steps of order lr, so their values differ
+    between runs by rounding alone; neither changes any output or loss. Everything else must agree."""
+    if name.endswith('attn.qkv.bias'):
+        q, k, v = value.chunk(3)
+        return torch.cat([q, v])
+    if name == 'objective.expander.fc2.bias':
+        return value.new_zeros(1)
+    return value
+
+
+def max_difference(a, b):
+    assert a.keys() == b.keys()
+    return max((without_shift_biases(k, a[k]).float() - without_shift_biases(k, b[k]).float()).abs().max().item()
+               for k in a)
+
+
+def torchrun(*args):
+    return run('-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2', *args)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('objective', [dict(), MULTITRAIN], ids=['round_robin_ce', 'mixed_multitrain'])
+def test_two_processes_equal_one_with_the_global_batch(three, tmp_path, objective):
+    one, two = tmp_path / 'one', tmp_path / 'two'
+    run('train.py', str(write_config(tmp_path / 'one.py', three, one, **settings(three, 2, **objective))))
+    torchrun('train.py', str(write_config(tmp_path / 'two.py', three, two, **settings(three, 1, **objective))))
+    a, b = params(one), params(two)
+    assert max_difference(a, b) <= 1e-5
+    log_vars = [v for k, v in a.items() if 'log_var' in k]
+    assert len(log_vars) == (3 if objective else 0) and all(v.item() != 0 for v in log_vars)  # s_k trained
+    if objective:  # eval.py reads the projections back: the top pairs of every ordered pair of datasets
+        run('eval.py', f'--out_dir={one}', '--eval_projected=True')
+        result = json.loads((one / 'eval.json').read_text())
+        assert len(result['projection_pairs']) == 6 and set(result['projected_results']) == set(result['results'])
+        assert all(len(top) == 5 for top in result['projection_pairs'].values())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('update', ['per_dataset', 'per_round'])
+def test_gradient_accumulation_equals_the_larger_batch(three, tmp_path, update):
+    big, small = tmp_path / 'big', tmp_path / 'small'
+    objective = dict(update=update, projection='separate', uncertainty=True)  # no batch statistics: exact
+    run('train.py', str(write_config(tmp_path / 'big.py', three, big, **settings(three, 2, **objective))))
+    run('train.py', str(write_config(tmp_path / 'small.py', three, small,
+                                     **settings(three, 1, grad_accum=2, **objective))))
+    assert max_difference(params(big), params(small)) <= 1e-5
+
+
+@pytest.mark.slow
+def test_sigterm_saves_a_checkpoint_and_resume_finishes_like_the_whole_run(three, tmp_path):
+    common = settings(three, 1, sampling='proportional', max_iters=30, eval_interval=30, num_workers=1)
+    whole = tmp_path / 'whole'
+    run('train.py', str(write_config(tmp_path / 'whole.py', three, whole, **common)))
+
+    out = tmp_path / 'stopped'
+    cfg = write_config(tmp_path / 'stopped.py', three, out, **common)
+    proc = subprocess.Popen([sys.executable, 'train.py', str(cfg)], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env={**os.environ, 'OMP_NUM_THREADS': '1'})
+    deadline = time.time() + 300
+    while time.time() < deadline and not ((out / 'log.jsonl').exists() and
+                                          sum(1 for _ in open(out / 'log.jsonl')) >= 6):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, output
+    stopped = [e for e in read_log(out) if e['event'] == 'stopped']
+    assert len(stopped) == 1 and 5 <= stopped[0]['iter'] < 30, output
+    assert torch.load(out / 'ckpt.pt', weights_only=False)['iter_num'] == stopped[0]['iter']
+    assert 'SIGTERM' in output and 'init_from=resume' in output
+
+    run('train.py', str(cfg), '--init_from=resume')
+    assert max_difference(params(whole), params(out)) == 0.0
+
+
+@pytest.mark.slow
+def test_non_finite_loss_stops_and_keeps_the_good_checkpoint(three, tmp_path):
+    out = tmp_path / 'run'
+    cfg = write_config(tmp_path / 'cfg.py', three, out, **settings(three, 1, max_iters=4, eval_interval=2,
+                                                                   keep_last=1, save_best=True))
+    run('train.py', str(cfg))
+    good = params(out)
+    assert sorted(f.name for f in out.glob('ckpt*.pt')) == ['ckpt.pt', 'ckpt_0000004.pt', 'ckpt_best.pt']
+    proc = subprocess.run([sys.executable, 'train.py', str(cfg), '--init_from=resume', '--max_iters=40',
+                           '--eval_interval=2', '--lr=1e12', '--min_lr=1e12', '--grad_clip=0'],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert 'non-finite at iteration' in proc.stderr and 'was not overwritten' in proc.stderr, proc.stderr[-2000:]
+    ckpt = torch.load(out / 'ckpt.pt', weights_only=False)
+    assert all(v.isfinite().all() for v in ckpt['model'].values() if v.is_floating_point())
+    bad_at = int(proc.stderr.split('non-finite at iteration ')[1].split(':')[0])
+    assert ckpt['iter_num'] <= bad_at  # never a checkpoint taken after the loss went bad
+    if ckpt['iter_num'] == 4:
+        assert max_difference(good, params(out)) == 0.0
+
+
+@pytest.mark.slow
+def test_torchrun_exits_with_an_error_when_a_process_dies(three, tmp_path):
+    out = tmp_path / 'run'
+    cfg = write_config(tmp_path / 'cfg.py', three, out, **settings(three, 1, max_iters=100000, eval_interval=100000))
+    proc = subprocess.Popen([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2',
+                             'train.py', str(cfg)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, 'OMP_NUM_THREADS': '1'})
+    deadline = time.time() + 300
+    while time.time() < deadline and not ((out / 'log.jsonl').exists() and
+                                          sum(1 for _ in open(out / 'log.jsonl')) >= 4):
+        time.sleep(0.1)
+    workers = subprocess.run(['pgrep', '-P', str(proc.pid)], capture_output=True, text=True).stdout.split()
+    assert len(workers) == 2, workers
+    os.kill(int(workers[-1]), signal.SIGKILL)
+    t0 = time.time()
+    _, stderr = proc.communicate(timeout=180)
+    assert proc.returncode != 0
+    assert time.time() - t0 < 120, 'the job took too long to notice'

@@ -1,0 +1,187 @@
+"""losses.Objective, the composed training loss, against the equations written out sample by sample; and the
+gather of the informative loss across processes against one process holding the whole batch."""
+
+import math
+import os
+import types
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+import torch.nn as nn
+
+from losses import Objective, gather_with_grad
+from test_losses import ce_loop, covariance_loop, project_loop, variance_loop
+
+NUM_CLASSES = {'a': 3, 'b': 4, 'c': 2}
+
+
+def make_cfg(**overrides):
+    cfg = dict(label_smoothing=0.0, var_weight=0.0, cov_weight=0.0, projection='none', projection_init='zeros',
+               expander_hidden=16, expander_out=8, uncertainty=False, loss_weights={})
+    cfg.update(overrides)
+    return types.SimpleNamespace(**cfg)
+
+
+class TinyModel(nn.Module):
+    """features = a linear map of x; one linear head per dataset, as the real models."""
+
+    def __init__(self, dim=6):
+        super().__init__()
+        self.embed = nn.Linear(5, dim)
+        self.heads = nn.ModuleDict({n: nn.Linear(dim, c) for n, c in NUM_CLASSES.items()})
+
+    def features(self, x):
+        return self.embed(x)
+
+
+def batch(B=10, names=('a', 'b'), seed=0):
+    g = torch.Generator().manual_seed(seed)
+    ds = torch.randint(len(names), (B,), generator=g)
+    y = torch.stack([torch.randint(NUM_CLASSES[names[k]], (), generator=g) for k in ds.tolist()])
+    return torch.randn(B, 5, generator=g), y, ds
+
+
+def reference(model, objective, cfg, names, x, y, ds):
+    """The objective sample by sample: per-sample CE (or projected CE), masked sums / B, CoVeR weights,
+    uncertainty terms 0.5 exp(-s) L + 0.5 s, and the informative terms on the expander output."""
+    with torch.no_grad():
+        f = model.features(x)
+        logits = {n: model.heads[n](f) for n in NUM_CLASSES}
+        B, total, parts = len(y), 0.0, {}
+        for k, name in enumerate(names):
+            per_sample = []
+            for b in range(B):
+                if ds[b] != k:
+                    continue
+                t = [int(y[b])]
+                if cfg.projection == 'none':
+                    per_sample.append(ce_loop([logits[name][b].tolist()], t, cfg.label_smoothing))
+                    continue
+                row = logits[name][b].tolist()
+                sources = [i for i in NUM_CLASSES if i != name]
+                proj = [project_loop(objective.projection.proj[f'{i}->{name}'].weight.tolist(), logits[i][b].tolist())
+                        for i in sources]
+                if cfg.projection == 'add':
+                    for p in proj:
+                        row = [u + v for u, v in zip(row, p)]
+                    per_sample.append(ce_loop([row], t, cfg.label_smoothing))
+                else:
+                    own = ce_loop([row], t, cfg.label_smoothing)
+                    per_sample.append(own + sum(ce_loop([p], t, cfg.label_smoothing) for p in proj) / len(proj))
+            L = sum(per_sample) / B
+            parts[name] = L
+            if cfg.uncertainty:
+                s = float(objective.uncertainty.log_var[name])
+                L = 0.5 * math.exp(-s) * L + 0.5 * s
+            total += cfg.loss_weights.get(name, 1.0) * L
+        if objective.expander is not None:
+            z = objective.expander(f)
+            parts['variance'], parts['covariance'] = variance_loop(z, 1e-4), covariance_loop(z)
+            total += cfg.var_weight * parts['variance'] + cfg.cov_weight * parts['covariance']
+    return total, parts
+
+
+@pytest.mark.parametrize('overrides', [
+    dict(),                                                            # Vanilla: cross-entropy only
+    dict(label_smoothing=0.1, loss_weights={'a': 0.3, 'b': 2.0}),      # CoVeR's fixed weights
+    dict(projection='add', projection_init='normal'),                  # eqs. 4-5, paper
+    dict(projection='separate', projection_init='normal'),             # official code
+    dict(uncertainty=True),                                            # eq. 6
+    dict(var_weight=1.0, cov_weight=1.0, projection='add', projection_init='normal', uncertainty=True),  # MultiTrain
+])
+def test_objective_matches_sample_by_sample_loop(overrides):
+    torch.manual_seed(0)
+    cfg = make_cfg(**overrides)
+    model, objective = TinyModel(), Objective(NUM_CLASSES, 6, cfg)
+    if objective.uncertainty is not None:  # away from s = 0, where a wrong sign would not show
+        with torch.no_grad():
+            for i, s in enumerate(objective.uncertainty.log_var.values()):
+                s.fill_(0.3 * (i + 1) - 0.5)
+    names, (x, y, ds) = ('a', 'b'), batch()
+    total, parts = objective(model, names, x, y, ds)
+    want_total, want_parts = reference(model, objective, cfg, names, x, y, ds)
+    assert total.item() == pytest.approx(want_total, rel=1e-5, abs=1e-6)
+    assert set(parts) == set(want_parts)
+    for key, value in want_parts.items():
+        assert parts[key].item() == pytest.approx(value, rel=1e-5, abs=1e-6), key
+
+
+def test_single_dataset_batch_is_the_plain_mean_cross_entropy():
+    cfg = make_cfg()
+    model, objective = TinyModel(), Objective(NUM_CLASSES, 6, cfg)
+    x, y, _ = batch(names=('b',))
+    total, parts = objective(model, ('b',), x, y, torch.zeros_like(y))
+    expected = nn.functional.cross_entropy(model.heads['b'](model.features(x)), y)
+    assert torch.allclose(total, expected) and torch.allclose(parts['b'], expected)
+
+
+def test_mixed_batch_weighs_each_dataset_by_its_share():
+    """Two datasets, 3 and 7 samples of 10: L_k is the mean over k's samples times k's share of the batch."""
+    model, objective = TinyModel(), Objective(NUM_CLASSES, 6, make_cfg())
+    x, y, ds = batch(B=10)
+    _, parts = objective(model, ('a', 'b'), x, y, ds)
+    f = model.features(x)
+    for k, name in enumerate('ab'):
+        mask = ds == k
+        mean = nn.functional.cross_entropy(model.heads[name](f[mask]), y[mask])
+        assert parts[name].item() == pytest.approx(mean.item() * mask.float().mean().item(), rel=1e-5)
+
+
+def test_a_training_step_changes_every_objective_parameter():
+    cfg = make_cfg(var_weight=1.0, cov_weight=1.0, projection='add', projection_init='zeros', uncertainty=True)
+    model, objective = TinyModel(), Objective(NUM_CLASSES, 6, cfg)
+    before = {n: p.detach().clone() for n, p in objective.named_parameters()}
+    assert any(n.startswith('expander') for n in before) and any(n.startswith('projection') for n in before)
+    assert any(n.startswith('uncertainty') for n in before)
+    params = list(model.parameters()) + list(objective.parameters())
+    optimizer = torch.optim.AdamW(params, lr=1e-2)
+    for names in (('a', 'b'), ('c',)):  # every target dataset, so that every projection W_ik gets a gradient
+        x, y, ds = batch(names=names)
+        objective(model, names, x, y, ds)[0].backward()
+    optimizer.step()
+    unchanged = [n for n, p in objective.named_parameters() if torch.equal(p, before[n])]
+    assert not unchanged, f'not trained: {unchanged}'
+
+
+def test_unknown_dataset_in_loss_weights_is_an_error():
+    with pytest.raises(ValueError, match="'x'"):
+        Objective(NUM_CLASSES, 6, make_cfg(loss_weights={'x': 1.0}))
+
+
+def test_gather_without_distributed_is_the_identity():
+    z = torch.randn(4, 3)
+    assert gather_with_grad(z) is z
+
+
+def _gather_worker(rank, world, store_dir, results):
+    """Each rank holds its rows of z = x @ w; the informative loss of the gathered batch; DDP-style mean of grads."""
+    import torch.distributed as dist
+    from losses import covariance_loss, variance_loss
+    dist.init_process_group('gloo', init_method=f'file://{store_dir}/store', rank=rank, world_size=world)
+    torch.manual_seed(0)
+    x, w = torch.randn(8, 5), torch.randn(5, 4)
+    rows = slice(rank * 8 // world, (rank + 1) * 8 // world)
+    w = w.clone().requires_grad_()
+    z = gather_with_grad(x[rows] @ w)
+    loss = variance_loss(z) + covariance_loss(z)
+    loss.backward()
+    dist.all_reduce(w.grad)
+    w.grad /= world  # what DDP does
+    results[rank] = (loss.item(), w.grad.clone())
+    dist.destroy_process_group()
+
+
+def test_gather_with_grad_equals_one_process_with_the_whole_batch(tmp_path):
+    from losses import covariance_loss, variance_loss
+    torch.manual_seed(0)
+    x, w = torch.randn(8, 5), torch.randn(5, 4).requires_grad_()
+    loss = variance_loss(x @ w) + covariance_loss(x @ w)
+    loss.backward()
+    with mp.Manager() as manager:
+        results = manager.dict()
+        mp.spawn(_gather_worker, args=(2, str(tmp_path), results), nprocs=2)
+        results = dict(results)
+    for rank in (0, 1):
+        assert results[rank][0] == pytest.approx(loss.item(), rel=1e-6)
+        assert torch.allclose(results[rank][1], w.grad, atol=1e-6), (results[rank][1], w.grad)
