@@ -1,51 +1,97 @@
 """
-Time training steps of this project's model against torchvision's model of the same shape, in one run.
+Speed, measured side by side in one run and reported as a ratio. Three benchmarks:
 
-    python bench.py                                  # ViT-B/16, batch 2, 224x224 images, on the CPU
+    python bench.py                                  # models: ViT-B/16 ours vs torchvision, batch 2, 224x224, CPU
     python bench.py --device=cuda --batch=64 --dtype=bfloat16
     python bench.py --backbone=vit --dim=192 --depth=6 --num_heads=3 --img_size=64 --patch_size=8 --batch=32
     python bench.py --backbone=mvit                  # MViTv2-S, batch 2, 16x224x224 videos, on the CPU
     python bench.py --backbone=mvit --mvit_preset=tiny --num_frames=8 --img_size=32 --batch=32 --steps=10
+    python bench.py --objective                      # the MultiTrain objective vs plain cross-entropy, ViT-B/16
+    python bench.py --decode                         # reading a training clip: seek vs decoding the whole video
 
-For the MViT, torchvision's MViT is built from the block table of --mvit_preset with torchvision's switches (class
-token, relative positions), as from_torchvision requires: for mvit_v2_s that is torchvision's mvit_v2_s.
+Models: this project's model and torchvision's of the same shape carry the same weights (ours is converted from
+torchvision's), so both the outputs and the work are the same; each step is forward + backward of the mean
+logit. For the MViT, torchvision's MViT is built from the block table of --mvit_preset with torchvision's switches
+(class token, relative positions), as from_torchvision requires: for mvit_v2_s that is torchvision's mvit_v2_s.
 Stochastic depth and dropout are off in both models, so that both do the same work.
 
-Both models carry the same weights (ours is converted from torchvision's), so both the outputs and the work are
-the same; each step is forward + backward of the mean logit. Steps alternate between the two models, so that a
-machine that slows down mid-run slows both. It prints each model's median step time, the ratio ours / theirs,
-the FLOPs of a step (torch.utils.flop_counter) and the achieved TFLOP/s, and on a GPU the peak memory and the
-MFU against the GPU's bf16 dense peak (--peak_tflops, 989 for an H100/H200 SXM).
+Objective: one training step (forward + backward) of the same model on the same mixed batch, with plain
+cross-entropy per dataset against the full MultiTrain objective (every head on every sample, projections between
+four label spaces of K400/MiT/SSv2/ActivityNet sizes, the 768 -> 4096 -> 768 expander with the informative loss,
+uncertainty weights). The paper calls the overhead negligible.
+
+Decode: clips per second of one process reading an IV-ViT training clip (8 frames over 2.67 s at a random start)
+from a Kinetics-like video (10 s of 452x340 H.264 at 30 fps, a key frame every 2 s, an AAC track), three ways:
+data.read_clips (seek to the key frame before the window, decode forward to its last frame, skipping frames no
+other frame refers to), decoding from the start to the window's end, and decoding the whole video. The frames of
+every clip are checked equal across the three.
+
+In every benchmark the contenders alternate step by step, so that a machine that slows down mid-run slows all
+alike; the median step time is reported. Models and objective also print the FLOPs of a step
+(torch.utils.flop_counter) and the achieved TFLOP/s, and on a GPU the peak memory and the MFU against the GPU's
+bf16 dense peak (--peak_tflops, 989 for an H100/H200 SXM).
 """
 
 import argparse
+import os
 import statistics
+import tempfile
 import time
+import types
 from contextlib import nullcontext
 
+import av
+import numpy as np
 import torch
 import torchvision
 from torch.utils.flop_counter import FlopCounterMode
 
-from model import MVIT_PRESETS, from_torchvision
+import data
+import losses
+from model import MVIT_PRESETS, VisionTransformer, from_torchvision
 
-parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-parser.add_argument('--backbone', default='vit', choices=['vit', 'mvit'])
-parser.add_argument('--img_size', type=int, default=224)
-parser.add_argument('--num_frames', type=int, default=16, help='mvit: frames per clip')
-parser.add_argument('--mvit_preset', default='mvit_v2_s', choices=list(MVIT_PRESETS), help='mvit: block table')
-parser.add_argument('--patch_size', type=int, default=16)
-parser.add_argument('--dim', type=int, default=768)
-parser.add_argument('--depth', type=int, default=12)
-parser.add_argument('--num_heads', type=int, default=12)
-parser.add_argument('--batch', type=int, default=2)
-parser.add_argument('--steps', type=int, default=None, help='timed steps per model after 2 warm-up steps '
-                    '(default 10 for vit, 3 for mvit)')
-parser.add_argument('--device', default='cpu')
-parser.add_argument('--dtype', default='float32', choices=['float32', 'bfloat16'], help='autocast dtype on GPU')
-parser.add_argument('--peak_tflops', type=float, default=989.0, help='GPU peak for the MFU (bf16 dense)')
-args = parser.parse_args()
-args.steps = args.steps or (10 if args.backbone == 'vit' else 3)
+
+def alternate(steps, n, sync=lambda: None, warmup=2):
+    """Run the callables of steps ({name: fn}) in turn, n + warmup times each; their median times after warm-up."""
+    times = {name: [] for name in steps}
+    for i in range(n + warmup):
+        for name, fn in steps.items():
+            sync()
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            if i >= warmup:
+                times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def report(steps, medians, flops, args, on_gpu, reference):
+    """Each contender's median step time and TFLOP/s (on a GPU: MFU and peak memory), then the ratio."""
+    peak = {}
+    if on_gpu:
+        for name, fn in steps.items():
+            torch.cuda.reset_peak_memory_stats()
+            fn()
+            peak[name] = torch.cuda.max_memory_allocated() / 2 ** 30
+    for name, median in medians.items():
+        line = f'{name:<12} {median * 1000:9.1f} ms/step  {flops[name] / median / 1e12:7.3f} TFLOP/s'
+        if on_gpu:
+            line += (f'  MFU {100 * flops[name] / median / 1e12 / args.peak_tflops:5.1f}%  '
+                     f'peak memory {peak[name]:.2f} GiB')
+        print(line)
+    first, second = medians
+    print(f'ratio {first} / {second}: {medians[first] / medians[second]:.3f} ({reference})')
+
+
+def count_flops(fn):
+    counter = FlopCounterMode(display=False)
+    with counter:
+        fn()
+    return counter.get_total_flops()
+
+
+# -----------------------------------------------------------------------------
+# models: ours against torchvision's
 
 
 def torchvision_mvit(preset, num_frames, img_size):
@@ -58,64 +104,177 @@ def torchvision_mvit(preset, num_frames, img_size):
                                          dropout=0.0, num_classes=400)
 
 
-torch.manual_seed(0)
-if args.backbone == 'vit':
-    theirs = torchvision.models.VisionTransformer(image_size=args.img_size, patch_size=args.patch_size,
-                                                  num_layers=args.depth, num_heads=args.num_heads,
-                                                  hidden_dim=args.dim, mlp_dim=4 * args.dim, num_classes=1000)
-    shape = (args.batch, 3, args.img_size, args.img_size)
-    what = (f'dim {args.dim}, depth {args.depth}, heads {args.num_heads}, {args.img_size}x{args.img_size} '
-            f'patch {args.patch_size}')
-else:
-    theirs = torchvision_mvit(args.mvit_preset, args.num_frames, args.img_size)
-    shape = (args.batch, 3, args.num_frames, args.img_size, args.img_size)
-    what = f'{args.mvit_preset} blocks, {args.num_frames}x{args.img_size}x{args.img_size}'
-ours = from_torchvision(theirs, 'bench')
-theirs, ours = theirs.to(args.device).train(), ours.to(args.device).train()
-x = torch.randn(*shape, device=args.device)
-on_gpu = args.device.startswith('cuda')
-autocast = torch.autocast('cuda', dtype=torch.bfloat16) if on_gpu and args.dtype == 'bfloat16' else nullcontext()
-steps = {'ours': lambda: ours(x, 'bench'), 'torchvision': lambda: theirs(x)}
+def bench_models(args, device, autocast, sync):
+    if args.backbone == 'vit':
+        theirs = torchvision.models.VisionTransformer(image_size=args.img_size, patch_size=args.patch_size,
+                                                      num_layers=args.depth, num_heads=args.num_heads,
+                                                      hidden_dim=args.dim, mlp_dim=4 * args.dim, num_classes=1000)
+        shape = (args.batch, 3, args.img_size, args.img_size)
+        what = (f'dim {args.dim}, depth {args.depth}, heads {args.num_heads}, {args.img_size}x{args.img_size} '
+                f'patch {args.patch_size}')
+    else:
+        theirs = torchvision_mvit(args.mvit_preset, args.num_frames, args.img_size)
+        shape = (args.batch, 3, args.num_frames, args.img_size, args.img_size)
+        what = f'{args.mvit_preset} blocks, {args.num_frames}x{args.img_size}x{args.img_size}'
+    ours = from_torchvision(theirs, 'bench')
+    theirs, ours = theirs.to(device).train(), ours.to(device).train()
+    x = torch.randn(*shape, device=device)
+
+    def step(forward):
+        with autocast:
+            loss = forward().float().mean()
+        loss.backward()
+
+    steps = {'ours': lambda: step(lambda: ours(x, 'bench')), 'torchvision': lambda: step(lambda: theirs(x))}
+    flops = count_flops(steps['ours'])
+    print(f'{args.backbone}: {what}, batch {args.batch}; {flops / 1e9:.1f} GFLOP per step')
+    report(steps, alternate(steps, args.steps, sync), {name: flops for name in steps}, args,
+           device.startswith('cuda'), 'below 1: ours is faster')
 
 
-def step(name):
-    with autocast:
-        loss = steps[name]().float().mean()
-    loss.backward()
+# -----------------------------------------------------------------------------
+# the MultiTrain objective against plain cross-entropy
+
+PAPER_CLASSES = {'k400': 400, 'mit': 339, 'ssv2': 174, 'actnet': 200}
+OBJECTIVES = {
+    'cross-entropy': dict(projection='none', var_weight=0.0, cov_weight=0.0, uncertainty=False),
+    'multitrain': dict(projection='add', var_weight=1.0, cov_weight=1.0, uncertainty=True),
+}
 
 
-def sync():
-    if on_gpu:
-        torch.cuda.synchronize()
+def bench_objective(args, device, autocast, sync):
+    model = VisionTransformer(PAPER_CLASSES, img_size=args.img_size, patch_size=args.patch_size, dim=args.dim,
+                              depth=args.depth, num_heads=args.num_heads).to(device).train()
+    objectives = {name: losses.Objective(PAPER_CLASSES, model.num_features, types.SimpleNamespace(
+        label_smoothing=0.0, projection_init='normal', expander_hidden=4096, expander_out=768, loss_weights={},
+        **switches)).to(device) for name, switches in OBJECTIVES.items()}
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(args.batch, 3, args.img_size, args.img_size, generator=generator).to(device)
+    ds = torch.arange(args.batch) % len(PAPER_CLASSES)                # every dataset in the mixed batch
+    y = torch.stack([torch.randint(c, (), generator=generator) for c in
+                     [list(PAPER_CLASSES.values())[k] for k in ds.tolist()]])
+    names, ds, y = tuple(PAPER_CLASSES), ds.to(device), y.to(device)
+
+    def step(objective):
+        with autocast:
+            loss, _ = objective(model, names, x, y, ds)
+        loss.backward()
+
+    steps = {name: (lambda o=objective: step(o)) for name, objective in objectives.items()}
+    flops = {name: count_flops(fn) for name, fn in steps.items()}
+    print(f'objective: ViT dim {args.dim}, depth {args.depth}, {args.img_size}x{args.img_size} patch '
+          f'{args.patch_size}, batch {args.batch} mixing {len(names)} datasets '
+          f'({", ".join(f"{n} {c}" for n, c in PAPER_CLASSES.items())} classes)')
+    report({'multitrain': steps['multitrain'], 'cross-entropy': steps['cross-entropy']},
+           alternate({'multitrain': steps['multitrain'], 'cross-entropy': steps['cross-entropy']}, args.steps, sync),
+           flops, args, device.startswith('cuda'), 'the step-time overhead of the full objective is ratio - 1')
 
 
-flops = FlopCounterMode(display=False)
-with flops:
-    step('ours')
-times = {name: [] for name in steps}
-for i in range(args.steps + 2):
-    for name in steps:
-        sync()
-        t0 = time.perf_counter()
-        step(name)
-        sync()
-        if i >= 2:
-            times[name].append(time.perf_counter() - t0)
-peak = {}
-if on_gpu:
-    for name in steps:
-        torch.cuda.reset_peak_memory_stats()
-        step(name)
-        peak[name] = torch.cuda.max_memory_allocated() / 2 ** 30
+# -----------------------------------------------------------------------------
+# decoding a training clip
 
-total = flops.get_total_flops()
-print(f'{args.backbone}: {what}, batch {args.batch}, {args.device}, {args.dtype if on_gpu else "float32"}, '
-      f'torch {torch.__version__}; {total / 1e9:.1f} GFLOP per step')
-for name, t in times.items():
-    median = statistics.median(t)
-    line = f'{name:<12} {median * 1000:9.1f} ms/step  {total / median / 1e12:7.3f} TFLOP/s'
-    if on_gpu:
-        line += f'  MFU {100 * total / median / 1e12 / args.peak_tflops:5.1f}%  peak memory {peak[name]:.2f} GiB'
-    print(line)
-ratio = statistics.median(times['ours']) / statistics.median(times['torchvision'])
-print(f'ratio ours / torchvision: {ratio:.3f} (below 1 is faster)')
+
+def write_kinetics_like(path, seconds=10, fps=30, width=452, height=340, seed=0):
+    """A Kinetics-like H.264 + AAC MP4 (see the module docstring): a panning texture with moving discs."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)  # (H, W)
+    with av.open(str(path), 'w', format='mp4') as container:
+        stream = container.add_stream('libx264', rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, 'yuv420p'
+        stream.codec_context.gop_size = 2 * fps  # a key frame every 2 s
+        data._write_sine(container, seconds, 440)
+        for t in range(round(seconds * fps)):
+            x, y = xx + 2 * t, yy + 0.5 * t  # the camera pans
+            image = np.stack([128 + 60 * np.sin(x / 17 + np.sin(y / 23)), 128 + 60 * np.sin(y / 13 + x / 41),
+                              128 + 50 * np.cos((x + y) / 29)], -1) + rng.normal(0, 4, (height, width, 3))
+            for k in range(4):  # discs that move on their own
+                cx, cy = (50 + 97 * k + 3 * t * (k + 1)) % width, (60 + 70 * k + np.sin(t / 10 + k) * 40) % height
+                image[(xx - cx) ** 2 + (yy - cy) ** 2 < (20 + 5 * k) ** 2] = (255 * (k % 2), 80 * k, 255 - 60 * k)
+            frame = av.VideoFrame.from_ndarray(np.clip(image, 0, 255).astype(np.uint8), format='rgb24')
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+
+
+def read_from_start(path, indices, whole):
+    """Frames at indices (N,) decoding from the first frame: up to the last index, or every frame (whole)."""
+    with av.open(str(path)) as container:
+        stream, _ = data._first_video_stream(container)
+        wanted, last, arrays = set(indices.tolist()), int(indices.max()), {}
+        for i, frame in enumerate(container.decode(stream)):
+            if i in wanted:
+                arrays[i] = frame.to_ndarray(format='rgb24')  # (H, W, 3)
+            if i == last and not whole:
+                break
+    return torch.from_numpy(np.stack([arrays[i] for i in indices.tolist()])).permute(0, 3, 1, 2)  # (N, 3, H, W)
+
+
+def bench_decode(args):
+    with tempfile.TemporaryDirectory() as tmp:
+        path = args.decode_video
+        if path is None:
+            path = os.path.join(tmp, 'kinetics_like.mp4')
+            write_kinetics_like(path)
+        with av.open(str(path)) as container:
+            stream, fps, count, _ = data._video_stream(container)
+            size = f'{stream.codec_context.width}x{stream.codec_context.height}'
+        spec = dict(sampler='window', num_frames=8, clip_seconds=2.67)
+        methods = {
+            'seek': lambda u: data.read_clips(path, spec, u)[0],
+            'start': lambda u: read_from_start(path, data.clip_indices(spec, count, fps, u)[0], whole=False),
+            'whole': lambda u: read_from_start(path, data.clip_indices(spec, count, fps, u)[0], whole=True),
+        }
+        generator = torch.Generator().manual_seed(0)
+        times = {name: [] for name in methods}
+        for i in range(args.steps + 2):  # the three in turn on the same clip, as alternate() does for models
+            u = torch.rand(1, 1, generator=generator, dtype=torch.float64).expand(1, spec['num_frames'])  # start
+            clips = {}
+            for name, read in methods.items():
+                t0 = time.perf_counter()
+                clips[name] = read(u)
+                if i >= 2:
+                    times[name].append(time.perf_counter() - t0)
+            assert torch.equal(clips['seek'], clips['whole']) and torch.equal(clips['start'], clips['whole']), i
+        medians = {name: statistics.median(t) for name, t in times.items()}
+    print(f'decode: {args.decode_video or "a synthetic Kinetics-like video"}, {size}, {count} frames at {fps:g} fps; '
+          f'8-frame clips over 2.67 s at random starts, one process, {args.steps} clips each (frames equal)')
+    for name, median in medians.items():
+        print(f'{name:<6} {1 / median:7.1f} clips/s  ({median * 1e3:.1f} ms median)')
+    print(f'seek is {medians["whole"] / medians["seek"]:.2f}x faster than decoding the whole video and '
+          f'{medians["start"] / medians["seek"]:.2f}x faster than decoding from the start to the end of the window')
+
+
+# -----------------------------------------------------------------------------
+
+if __name__ == '__main__':
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--objective', action='store_true', help='the MultiTrain objective vs cross-entropy')
+    parser.add_argument('--decode', action='store_true', help='clip decoding: seek vs from the start')
+    parser.add_argument('--decode_video', default=None, help='--decode: a video file (default: a synthetic one)')
+    parser.add_argument('--backbone', default='vit', choices=['vit', 'mvit'])
+    parser.add_argument('--img_size', type=int, default=224)
+    parser.add_argument('--num_frames', type=int, default=16, help='mvit: frames per clip')
+    parser.add_argument('--mvit_preset', default='mvit_v2_s', choices=list(MVIT_PRESETS), help='mvit: block table')
+    parser.add_argument('--patch_size', type=int, default=16)
+    parser.add_argument('--dim', type=int, default=768)
+    parser.add_argument('--depth', type=int, default=12)
+    parser.add_argument('--num_heads', type=int, default=12)
+    parser.add_argument('--batch', type=int, default=None, help='default 2 (8 with --objective: 2 per dataset)')
+    parser.add_argument('--steps', type=int, default=None, help='timed steps per contender after 2 warm-up steps '
+                        '(default 10; 3 for mvit; 30 clips for --decode)')
+    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--dtype', default='float32', choices=['float32', 'bfloat16'], help='autocast dtype on GPU')
+    parser.add_argument('--peak_tflops', type=float, default=989.0, help='GPU peak for the MFU (bf16 dense)')
+    args = parser.parse_args()
+    args.batch = args.batch or (8 if args.objective else 2)
+    args.steps = args.steps or (30 if args.decode else 3 if args.backbone == 'mvit' else 10)
+    torch.manual_seed(0)
+    on_gpu = args.device.startswith('cuda')
+    autocast = torch.autocast('cuda', dtype=torch.bfloat16) if on_gpu and args.dtype == 'bfloat16' else nullcontext()
+    sync = torch.cuda.synchronize if on_gpu else (lambda: None)
+    print(f'{args.device}, {args.dtype if on_gpu else "float32"}, torch {torch.__version__}, PyAV {av.__version__}')
+    if args.decode:
+        bench_decode(args)
+    elif args.objective:
+        bench_objective(args, args.device, autocast, sync)
+    else:
+        bench_models(args, args.device, autocast, sync)

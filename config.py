@@ -24,7 +24,7 @@ import types
 
 # ---- I/O and logging
 out_dir = 'out/demo'           # checkpoints, log.jsonl, config.json and eval.json go here
-init_from = 'scratch'          # 'scratch', 'resume' (from out_dir/ckpt.pt) or 'torchvision:vit_b_16' (pretrained backbone)
+init_from = 'scratch'          # 'scratch', 'resume' (out_dir/ckpt.pt), 'torchvision:vit_b_16' or 'torchvision:mvit_v2_s'
 eval_interval = 200            # iterations between evaluations (and checkpoints)
 log_interval = 10              # iterations between log lines
 eval_max_batches = None        # cap on evaluation batches per dataset during training (None = whole split)

@@ -74,7 +74,8 @@ def torchrun(*args):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('objective', [dict(), MULTITRAIN], ids=['round_robin_ce', 'mixed_multitrain'])
+@pytest.mark.parametrize('objective', [dict(), dict(sampling='proportional', update='per_round'), MULTITRAIN],
+                         ids=['round_robin_ce', 'proportional_cover', 'mixed_multitrain'])
 def test_two_processes_equal_one_with_the_global_batch(three, tmp_path, objective):
     one, two = tmp_path / 'one', tmp_path / 'two'
     run('train.py', str(write_config(tmp_path / 'one.py', three, one, **settings(three, 2, **objective))))
@@ -82,8 +83,8 @@ def test_two_processes_equal_one_with_the_global_batch(three, tmp_path, objectiv
     a, b = params(one), params(two)
     assert max_difference(a, b) <= 1e-5
     log_vars = [v for k, v in a.items() if 'log_var' in k]
-    assert len(log_vars) == (3 if objective else 0) and all(v.item() != 0 for v in log_vars)  # s_k trained
-    if objective:  # eval.py reads the projections back: the top pairs of every ordered pair of datasets
+    assert len(log_vars) == (3 if objective.get('uncertainty') else 0) and all(v.item() != 0 for v in log_vars)
+    if objective.get('projection'):  # eval.py reads the projections back: the top pairs of every ordered pair
         run('eval.py', f'--out_dir={one}', '--eval_projected=True')
         result = json.loads((one / 'eval.json').read_text())
         assert len(result['projection_pairs']) == 6 and set(result['projected_results']) == set(result['results'])
