@@ -1511,7 +1511,6 @@ class MixedDataset(Dataset):
     def __init__(self, datasets):
         self.datasets = list(datasets)
         self.offsets = np.cumsum([0] + [len(d) for d in self.datasets])  # (K+1,): where each dataset starts
-        self.is_video = self.datasets[0].is_video
 
     def __len__(self):
         return int(self.offsets[-1])
