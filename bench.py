@@ -28,13 +28,16 @@ every clip are checked equal across the three.
 
 In every benchmark the contenders alternate step by step, so that a machine that slows down mid-run slows all
 alike; the median step time is reported. Models and objective also print the FLOPs of a step
-(torch.utils.flop_counter) and the achieved TFLOP/s, and on a GPU the peak memory and the MFU against the GPU's
-bf16 dense peak (--peak_tflops, 989 for an H100/H200 SXM).
+(torch.utils.flop_counter), the achieved TFLOP/s, the step's peak memory (what a step holds at its peak above what
+was held before it: on a GPU from torch.cuda's counters, on a Linux CPU from the resident set of a second process,
+see step_peak), and on a GPU the MFU against the GPU's bf16 dense peak (--peak_tflops, 989 for an H100/H200 SXM).
 """
 
 import argparse
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import types
@@ -65,19 +68,56 @@ def alternate(steps, n, sync=lambda: None, warmup=2):
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def report(steps, medians, flops, args, on_gpu, reference):
-    """Each contender's median step time and TFLOP/s (on a GPU: MFU and peak memory), then the ratio."""
-    peak = {}
+def step_peak(fn, on_gpu):
+    """The memory a training step holds at its peak above what was held before it (activations, the gradients'
+    first allocation, workspace), in MiB, after a warm-up step. On a GPU from the caching allocator's counters; on a
+    CPU from the process's resident set (Linux /proc), which follows the tensors only when the C allocator hands
+    freed blocks back to the system: peak_in_child() runs this in a process started with that setting."""
+    fn()
     if on_gpu:
-        for name, fn in steps.items():
-            torch.cuda.reset_peak_memory_stats()
-            fn()
-            peak[name] = torch.cuda.max_memory_allocated() / 2 ** 30
+        torch.cuda.synchronize()
+        before = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        fn()
+        torch.cuda.synchronize()
+        return (torch.cuda.max_memory_allocated() - before) / 2 ** 20
+    before = resident('VmRSS')
+    with open('/proc/self/clear_refs', 'w') as f:
+        f.write('5')  # resets the peak resident set size, VmHWM
+    fn()
+    return (resident('VmHWM') - before) / 2 ** 20
+
+
+def resident(key):
+    with open('/proc/self/status') as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith(key + ':'))
+
+
+def peak_in_child(name):
+    """step_peak of contender name, measured by this script run again with --peak_of=name in a fresh process whose
+    glibc malloc serves every block over 64 KiB with mmap, so that a freed tensor leaves the resident set."""
+    if not os.path.exists('/proc/self/clear_refs'):
+        return None  # not Linux: no per-step peak on the CPU
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_='65536')
+    child = subprocess.run([sys.executable, __file__, *sys.argv[1:], f'--peak_of={name}'], env=env,
+                           capture_output=True, text=True, check=True)
+    return float(child.stdout.split()[-1])
+
+
+def measure(steps, flops, args, sync, reference):
+    """Each contender's median step time, TFLOP/s and step peak memory (on a GPU also the MFU), then the ratio of
+    the first contender's time to the second's. With --peak_of=name, only print that contender's step peak."""
+    on_gpu = args.device.startswith('cuda')
+    if args.peak_of:
+        print(step_peak(steps[args.peak_of], on_gpu))
+        return
+    medians = alternate(steps, args.steps, sync)
+    peak = {name: step_peak(fn, True) if on_gpu else peak_in_child(name) for name, fn in steps.items()}
     for name, median in medians.items():
-        line = f'{name:<12} {median * 1000:9.1f} ms/step  {flops[name] / median / 1e12:7.3f} TFLOP/s'
+        line = f'{name:<14} {median * 1000:9.1f} ms/step  {flops[name] / median / 1e12:7.3f} TFLOP/s'
         if on_gpu:
-            line += (f'  MFU {100 * flops[name] / median / 1e12 / args.peak_tflops:5.1f}%  '
-                     f'peak memory {peak[name]:.2f} GiB')
+            line += f'  MFU {100 * flops[name] / median / 1e12 / args.peak_tflops:5.1f}%'
+        line += f'  step peak memory {peak[name]:.1f} MiB' if peak[name] is not None else ''
         print(line)
     first, second = medians
     print(f'ratio {first} / {second}: {medians[first] / medians[second]:.3f} ({reference})')
@@ -127,9 +167,9 @@ def bench_models(args, device, autocast, sync):
 
     steps = {'ours': lambda: step(lambda: ours(x, 'bench')), 'torchvision': lambda: step(lambda: theirs(x))}
     flops = count_flops(steps['ours'])
-    print(f'{args.backbone}: {what}, batch {args.batch}; {flops / 1e9:.1f} GFLOP per step')
-    report(steps, alternate(steps, args.steps, sync), {name: flops for name in steps}, args,
-           device.startswith('cuda'), 'below 1: ours is faster')
+    if not args.peak_of:
+        print(f'{args.backbone}: {what}, batch {args.batch}; {flops / 1e9:.1f} GFLOP per step')
+    measure(steps, {name: flops for name in steps}, args, sync, 'below 1: ours is faster')
 
 
 # -----------------------------------------------------------------------------
@@ -137,9 +177,9 @@ def bench_models(args, device, autocast, sync):
 
 PAPER_CLASSES = {'k400': 400, 'mit': 339, 'ssv2': 174, 'actnet': 200}
 OBJECTIVES = {
-    'cross-entropy': dict(projection='none', var_weight=0.0, cov_weight=0.0, uncertainty=False),
     'multitrain': dict(projection='add', var_weight=1.0, cov_weight=1.0, uncertainty=True),
-}
+    'cross-entropy': dict(projection='none', var_weight=0.0, cov_weight=0.0, uncertainty=False),
+}  # the first is timed against the second
 
 
 def bench_objective(args, device, autocast, sync):
@@ -162,12 +202,11 @@ def bench_objective(args, device, autocast, sync):
 
     steps = {name: (lambda o=objective: step(o)) for name, objective in objectives.items()}
     flops = {name: count_flops(fn) for name, fn in steps.items()}
-    print(f'objective: ViT dim {args.dim}, depth {args.depth}, {args.img_size}x{args.img_size} patch '
+    if not args.peak_of:
+        print(f'objective: ViT dim {args.dim}, depth {args.depth}, {args.img_size}x{args.img_size} patch '
           f'{args.patch_size}, batch {args.batch} mixing {len(names)} datasets '
           f'({", ".join(f"{n} {c}" for n, c in PAPER_CLASSES.items())} classes)')
-    report({'multitrain': steps['multitrain'], 'cross-entropy': steps['cross-entropy']},
-           alternate({'multitrain': steps['multitrain'], 'cross-entropy': steps['cross-entropy']}, args.steps, sync),
-           flops, args, device.startswith('cuda'), 'the step-time overhead of the full objective is ratio - 1')
+    measure(steps, flops, args, sync, 'the step-time overhead of the full objective is ratio - 1')
 
 
 # -----------------------------------------------------------------------------
@@ -263,6 +302,7 @@ if __name__ == '__main__':
                         '(default 10; 3 for mvit; 30 clips for --decode)')
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--dtype', default='float32', choices=['float32', 'bfloat16'], help='autocast dtype on GPU')
+    parser.add_argument('--peak_of', default=None, help=argparse.SUPPRESS)  # set by peak_in_child
     parser.add_argument('--peak_tflops', type=float, default=989.0, help='GPU peak for the MFU (bf16 dense)')
     args = parser.parse_args()
     args.batch = args.batch or (8 if args.objective else 2)
@@ -271,7 +311,9 @@ if __name__ == '__main__':
     on_gpu = args.device.startswith('cuda')
     autocast = torch.autocast('cuda', dtype=torch.bfloat16) if on_gpu and args.dtype == 'bfloat16' else nullcontext()
     sync = torch.cuda.synchronize if on_gpu else (lambda: None)
-    print(f'{args.device}, {args.dtype if on_gpu else "float32"}, torch {torch.__version__}, PyAV {av.__version__}')
+    if not args.peak_of:
+        print(f'{args.device}, {args.dtype if on_gpu else "float32"}, torch {torch.__version__}, '
+              f'PyAV {av.__version__}')
     if args.decode:
         bench_decode(args)
     elif args.objective:

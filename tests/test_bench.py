@@ -1,0 +1,47 @@
+"""bench.py is a program that reports numbers, so these tests check that it runs and that what it reports is
+measured right, never how fast anything is: the step-peak memory finds an allocation of known size, on the CPU in
+a process started as bench.py starts it."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+linux = pytest.mark.skipif(not os.path.exists('/proc/self/clear_refs'), reason='CPU step peak needs Linux /proc')
+
+
+@linux
+@pytest.mark.parametrize('mib', [64])
+def test_cpu_step_peak_finds_a_known_allocation(mib):
+    """A step that holds mib MiB at its peak, beyond a resident 32 MiB that must not count, reads mib MiB."""
+    script = (f'import torch, bench\n'
+              f'resident = torch.ones(8 * 2 ** 20)\n'
+              f'def step():\n'
+              f'    a = torch.ones({mib} * 2 ** 18)\n'  # mib MiB of float32
+              f'    b = a + 1\n'                        # twice that at the peak, then a and b are freed
+              f'    del a, b\n'
+              f'print(bench.step_peak(step, on_gpu=False))\n')
+    out = subprocess.run([sys.executable, '-c', script], cwd=ROOT, capture_output=True, text=True, check=True,
+                         env=dict(os.environ, MALLOC_MMAP_THRESHOLD_='65536'))
+    assert float(out.stdout) == pytest.approx(2 * mib, abs=2)
+
+
+@pytest.mark.parametrize('args, first, second', [
+    (['--dim=32', '--depth=2', '--num_heads=2', '--img_size=32', '--patch_size=8'], 'ours', 'torchvision'),
+    pytest.param(['--backbone=mvit', '--mvit_preset=tiny', '--num_frames=4', '--img_size=32'], 'ours', 'torchvision',
+                 marks=pytest.mark.slow),
+    pytest.param(['--objective', '--dim=32', '--depth=1', '--num_heads=2', '--img_size=32', '--patch_size=8'],
+                 'multitrain', 'cross-entropy', marks=pytest.mark.slow),
+])  # each run starts three processes (the run and one per contender's step peak), ~20 s on 2 cores
+def test_bench_reports_time_flops_memory_and_the_ratio(args, first, second):
+    out = subprocess.run([sys.executable, 'bench.py', '--steps=1', '--batch=4', *args], cwd=ROOT,
+                         capture_output=True, text=True, check=True).stdout
+    lines = {line.split()[0]: line for line in out.splitlines()}
+    for name in (first, second):
+        assert 'ms/step' in lines[name] and 'TFLOP/s' in lines[name]
+        if os.path.exists('/proc/self/clear_refs'):
+            peak = float(lines[name].split('step peak memory')[1].split()[0])
+            assert peak >= 0  # small tensors come from the heap that is already resident: 0.0 MiB is right
+    assert f'ratio {first} / {second}:' in out
