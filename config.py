@@ -94,7 +94,8 @@ probe_weight_decay = 1e-4      # probe.py: AdamW weight decay of the linear clas
 probe_batch_size = 256         # probe.py: mini-batch of cached features
 # ---- system
 device = 'auto'                # 'auto' (cuda if available), 'cpu', 'cuda', 'cuda:1', ...
-dtype = 'bfloat16'             # autocast dtype on GPU ('float32' disables autocast); CPU always runs fp32
+dtype = 'auto'                 # autocast: 'auto' (bfloat16 on a GPU, none on a CPU), 'float32' (none), 'bfloat16',
+                               # 'float16' (with loss scaling: GPUs without bf16, such as the V100)
 compile = False                # torch.compile the model
 # -----------------------------------------------------------------------------
 

@@ -38,6 +38,17 @@ def resolve_device(name):
     return name
 
 
+def autocast_for(dtype, device):
+    """The autocast context that the config's dtype asks for on device. 'auto' is bf16 on a GPU and no autocast
+    (fp32) on a CPU, where bf16 matmuls are slow on most processors; 'bfloat16' and 'float16' are honoured on both."""
+    device_type = 'cuda' if device.startswith('cuda') else 'cpu'
+    if dtype == 'auto':
+        dtype = 'bfloat16' if device_type == 'cuda' else 'float32'
+    if dtype not in ('float32', 'bfloat16', 'float16'):
+        raise config.ConfigError(f"dtype must be 'auto', 'float32', 'bfloat16' or 'float16', got {dtype!r}")
+    return nullcontext() if dtype == 'float32' else torch.autocast(device_type, dtype=getattr(torch, dtype))
+
+
 def view_scores(model, x, dataset, autocast=nullcontext()):
     """Softmax scores averaged over the views of each sample: x (B, V, ...) -> (B, C)."""
     B, V = x.shape[:2]
@@ -215,8 +226,7 @@ def load_run(argv):
 def main(argv):
     cfg, ckpt, ckpt_path = load_run(argv)
     device = resolve_device(cfg.device)
-    use_amp = device.startswith('cuda') and cfg.dtype == 'bfloat16'
-    autocast = torch.autocast('cuda', dtype=torch.bfloat16) if use_amp else nullcontext()
+    autocast = autocast_for(cfg.dtype, device)
 
     specs = {name: data.dataset_spec(name, spec) for name, spec in cfg.datasets.items()}
     loaders = {name: data.make_loader(spec, 'val', cfg) for name, spec in specs.items()}

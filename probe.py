@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 import config
 import data
-from eval import load_run, resolve_device
+from eval import autocast_for, load_run, resolve_device
 from model import build_model
 
 # settings that do not change a feature: they stay out of the cache key, so that changing them reuses the cache
@@ -143,8 +143,7 @@ def train_linear(train_x, train_y, val_x, val_y, num_classes, epochs=30, lr=1e-3
 def main(argv):
     cfg, ckpt, ckpt_path = load_run(argv)
     device = resolve_device(cfg.device)
-    use_amp = device.startswith('cuda') and cfg.dtype == 'bfloat16'
-    autocast = torch.autocast('cuda', dtype=torch.bfloat16) if use_amp else nullcontext()
+    autocast = autocast_for(cfg.dtype, device)
     model = build_model(cfg, {name: len(c) for name, c in ckpt['classes'].items()})
     model.load_state_dict(ckpt['model'])
     model.to(device)

@@ -20,7 +20,6 @@ import shutil
 import signal
 import sys
 import time
-from contextlib import nullcontext
 
 import torch
 import torch.distributed as dist
@@ -30,14 +29,15 @@ from tqdm import tqdm
 import config
 import data
 import losses
-from eval import evaluate, print_results, resolve_device
+from eval import autocast_for, evaluate, print_results, resolve_device
 from model import build_model, configure_optimizer, load_torchvision_backbone
 
 try:
     cfg = config.load(sys.argv[1:])
     for key, allowed in dict(sampling=('round_robin', 'proportional', 'mixed'),
                              update=('per_dataset', 'per_round'), projection=('none', 'add', 'separate'),
-                             projection_init=('zeros', 'normal')).items():
+                             projection_init=('zeros', 'normal'),
+                             dtype=('auto', 'float32', 'bfloat16', 'float16')).items():
         if getattr(cfg, key) not in allowed:
             raise config.ConfigError(f'{key} must be one of {allowed}, got {getattr(cfg, key)!r}')
     if cfg.grad_accum < 1:
@@ -65,9 +65,9 @@ torch.manual_seed(cfg.seed)  # the same initial weights on every rank
 if device_type == 'cuda':
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
-# bf16 autocast on GPU; fp32 on CPU (bf16 matmuls are slow on most CPUs)
-use_amp = device_type == 'cuda' and cfg.dtype == 'bfloat16'
-autocast = torch.autocast('cuda', dtype=torch.bfloat16) if use_amp else nullcontext()
+autocast = autocast_for(cfg.dtype, device)  # dtype='auto': bf16 on a GPU, fp32 on a CPU
+# fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none (then the scaler does nothing)
+scaler = torch.amp.GradScaler(device_type, enabled=getattr(autocast, 'fast_dtype', None) == torch.float16)
 if master:
     os.makedirs(cfg.out_dir, exist_ok=True)
     config.print_config(cfg)
@@ -130,6 +130,8 @@ if cfg.init_from == 'resume':
     model.load_state_dict(ckpt['model'])
     objective.load_state_dict(ckpt['objective'])
     optimizer.load_state_dict(ckpt['optimizer'])
+    if ckpt.get('scaler'):  # empty when saved without float16
+        scaler.load_state_dict(ckpt['scaler'])
     iter_num, best_top1 = ckpt['iter_num'], ckpt['best_top1']
     torch.set_rng_state(ckpt['rng'].cpu())  # dropout and stochastic depth continue as if never stopped
     if device_type == 'cuda':
@@ -180,7 +182,7 @@ def save_checkpoint(results):
     """ckpt.pt (what init_from='resume' reads), and the copies keep_last and save_best ask for."""
     global best_top1
     ckpt = dict(model=model.state_dict(), objective=objective.state_dict(), optimizer=optimizer.state_dict(),
-                iter_num=iter_num, best_top1=best_top1, rng=torch.get_rng_state(),
+                scaler=scaler.state_dict(), iter_num=iter_num, best_top1=best_top1, rng=torch.get_rng_state(),
                 cuda_rng=torch.cuda.get_rng_state() if device_type == 'cuda' else None,
                 config=config.to_dict(cfg), classes=classes, results=results)
     if results is not None:
@@ -272,13 +274,15 @@ while True:
             x, y, ds = (t.to(device, non_blocking=True) for t in (x, y, ds))
             with autocast:
                 loss, parts = step(names, x, y, ds)
-            (loss / len(slot)).backward()  # the mean over micro-batches; per_round adds the slots' means
+            scaler.scale(loss / len(slot)).backward()  # the mean over micro-batches; per_round adds the slots' means
             for key, value in [('loss', loss), *parts.items()]:
                 terms[key] = terms.get(key, 0) + value.detach() / len(slot)
         if stepping:
             if cfg.grad_clip > 0:
+                scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
                 torch.nn.utils.clip_grad_norm_(step.parameters(), cfg.grad_clip)
-            optimizer.step()
+            scaler.step(optimizer)  # float16: skipped when a gradient overflowed, and the scale shrinks
+            scaler.update()
             optimizer.zero_grad(set_to_none=True)
     history.append((iter_num, list(terms), torch.stack(list(terms.values())).float()))
     iter_num += 1
@@ -292,6 +296,8 @@ while True:
             event = dict(event='train', iter=iter_num, lr=lr, sec_per_iter=dt,
                          **{(k if k in ('loss', 'variance', 'covariance') else f'{k}/loss'): v.item()
                             for k, v in terms.items()})
+            if scaler.is_enabled():
+                event['loss_scale'] = scaler.get_scale()
             if objective.uncertainty is not None:
                 event.update({f'sigma/{n}': v for n, v in objective.uncertainty.sigmas().items()})
             log(event)

@@ -224,3 +224,19 @@ def test_projection_pairs_name_classes_and_projected_scores_follow_eq4():
     model, x = Heads(), torch.randn(5, 4)
     want = model.heads['b'](x) + model.heads['a'](x) @ projection.proj['a->b'].weight.T  # eq. 4, written out
     assert torch.allclose(Projected(model, projection)(x, 'b'), want, atol=1e-6)
+
+
+@pytest.mark.parametrize('dtype, device, expected', [
+    ('auto', 'cpu', torch.float32), ('float32', 'cpu', torch.float32), ('bfloat16', 'cpu', torch.bfloat16),
+    ('float16', 'cpu', torch.float16)])
+def test_autocast_for_runs_the_matmuls_in_the_dtype_asked(dtype, device, expected):
+    """'auto' is fp32 on a CPU (bf16 on a GPU); an explicit half dtype is honoured on the CPU too, so the mixed-
+    precision paths of train.py, eval.py and probe.py are tested here."""
+    with eval_py.autocast_for(dtype, device):
+        y = torch.nn.Linear(4, 4)(torch.randn(2, 4))
+    assert y.dtype == expected
+
+
+def test_autocast_for_names_the_allowed_dtypes():
+    with pytest.raises(config.ConfigError, match="'float16'.*got 'fp16'"):
+        eval_py.autocast_for('fp16', 'cpu')

@@ -148,3 +148,30 @@ def test_killed_run_resumes_bit_for_bit(datasets, tmp_path):
     for (i, sa), (j, sb) in zip(a['optimizer']['state'].items(), b['optimizer']['state'].items()):
         assert all(torch.equal(sa[k], sb[k]) for k in sa), i
     assert a['results'] == b['results']
+
+
+@pytest.mark.slow
+def test_float16_run_resumes_exactly_with_its_loss_scale(datasets, tmp_path):
+    """fp16 autocast with loss scaling, per-dataset updates, 2 micro-batches: a run resumed from its checkpoint of
+    iteration 10 (a copy kept by keep_last) ends exactly where the whole run ends. The scale has already dropped
+    by iteration 10 (a gradient overflowed), so a resume that forgot the scaler's state would differ."""
+    import torch
+
+    whole = tmp_path / 'whole'
+    settings = dict(max_iters=20, eval_interval=10, log_interval=2, dtype='float16', update='per_dataset',
+                    grad_accum=2, keep_last=2)
+    run('train.py', str(write_config(tmp_path / 'whole.py', datasets, whole, **settings)))
+    at10 = torch.load(whole / 'ckpt_0000010.pt', weights_only=False)
+    assert at10['iter_num'] == 10 and at10['scaler']['scale'] < 2.0 ** 16, at10['scaler']
+
+    resumed = tmp_path / 'resumed'
+    resumed.mkdir()
+    (resumed / 'ckpt.pt').write_bytes((whole / 'ckpt_0000010.pt').read_bytes())
+    run('train.py', str(write_config(tmp_path / 'resumed.py', datasets, resumed, **settings)), '--init_from=resume')
+    a = torch.load(whole / 'ckpt.pt', weights_only=False)
+    b = torch.load(resumed / 'ckpt.pt', weights_only=False)
+    assert a['iter_num'] == b['iter_num'] == 20 and a['scaler'] == b['scaler']
+    for key, value in a['model'].items():
+        assert torch.equal(value, b['model'][key]), key
+    scale = lambda out: [e['loss_scale'] for e in read_log(out) if e['event'] == 'train' and e['iter'] > 10]
+    assert scale(whole) == scale(resumed)
