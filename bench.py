@@ -22,7 +22,7 @@ uncertainty weights). The paper calls the overhead negligible.
 
 Decode: clips per second of one process reading an IV-ViT training clip (8 frames over 2.67 s at a random start)
 from a Kinetics-like video (10 s of 452x340 H.264 at 30 fps, a key frame every 2 s, an AAC track), three ways:
-data.read_clips (seek to the key frame before the window, decode forward to its last frame, skipping frames no
+decode.read_clips (seek to the key frame before the window, decode forward to its last frame, skipping frames no
 other frame refers to), decoding from the start to the window's end, and decoding the whole video. The frames of
 every clip are checked equal across the three.
 
@@ -49,8 +49,9 @@ import torch
 import torchvision
 from torch.utils.flop_counter import FlopCounterMode
 
-import data
+import decode
 import losses
+import synthetic
 from model import MVIT_PRESETS, VisionTransformer, from_torchvision
 
 
@@ -221,7 +222,7 @@ def write_kinetics_like(path, seconds=10, fps=30, width=452, height=340, seed=0)
         stream = container.add_stream('libx264', rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, 'yuv420p'
         stream.codec_context.gop_size = 2 * fps  # a key frame every 2 s
-        data._write_sine(container, seconds, 440)
+        synthetic.write_sine(container, seconds, 440)
         for t in range(round(seconds * fps)):
             x, y = xx + 2 * t, yy + 0.5 * t  # the camera pans
             image = np.stack([128 + 60 * np.sin(x / 17 + np.sin(y / 23)), 128 + 60 * np.sin(y / 13 + x / 41),
@@ -237,7 +238,7 @@ def write_kinetics_like(path, seconds=10, fps=30, width=452, height=340, seed=0)
 def read_from_start(path, indices, whole):
     """Frames at indices (N,) decoding from the first frame: up to the last index, or every frame (whole)."""
     with av.open(str(path)) as container:
-        stream, _ = data._first_video_stream(container)
+        stream, _ = decode._first_video_stream(container)
         wanted, last, arrays = set(indices.tolist()), int(indices.max()), {}
         for i, frame in enumerate(container.decode(stream)):
             if i in wanted:
@@ -254,13 +255,13 @@ def bench_decode(args):
             path = os.path.join(tmp, 'kinetics_like.mp4')
             write_kinetics_like(path)
         with av.open(str(path)) as container:
-            stream, fps, count, _ = data._video_stream(container)
+            stream, fps, count, _ = decode._video_stream(container)
             size = f'{stream.codec_context.width}x{stream.codec_context.height}'
         spec = dict(sampler='window', num_frames=8, clip_seconds=2.67)
         methods = {
-            'seek': lambda u: data.read_clips(path, spec, u)[0],
-            'start': lambda u: read_from_start(path, data.clip_indices(spec, count, fps, u)[0], whole=False),
-            'whole': lambda u: read_from_start(path, data.clip_indices(spec, count, fps, u)[0], whole=True),
+            'seek': lambda u: decode.read_clips(path, spec, u)[0],
+            'start': lambda u: read_from_start(path, decode.clip_indices(spec, count, fps, u)[0], whole=False),
+            'whole': lambda u: read_from_start(path, decode.clip_indices(spec, count, fps, u)[0], whole=True),
         }
         generator = torch.Generator().manual_seed(0)
         times = {name: [] for name in methods}

@@ -1,19 +1,13 @@
 """
-Data: dataset readers, synthetic datasets in the real on-disk layouts, clip sampling, transforms, loaders.
+Data: the readers of the real datasets' on-disk layouts, transforms, datasets, and the loaders that take batches
+from several datasets in turn. (Reading pixels from files is in decode.py; fake datasets in these layouts, written
+so that all of this runs without the real downloads, are in synthetic.py.)
 
-Our machines have no internet and a laptop has no Kinetics, so this module can WRITE small synthetic
-datasets in exactly the layouts of the real downloads (images: Tiny-ImageNet-200, CIFAR-100, an ImageNet-style
-class-folder tree; videos: UCF101, HMDB51, Kinetics, mini-Kinetics, Something-Something v2, Moments in Time,
-ActivityNet v1.3), and the very same reader reads either. One small reader per on-disk format turns a dataset
-root into `samples`, a list of (path, label) or, for ActivityNet's annotated segments, (path, label, (t0, t1)),
-and `classes`, a list of human-readable names. Any video dataset can also be read from folders of extracted
-frames instead of the videos (spec frames=True, see frame_folder).
-
-    python data.py tinyimagenet OUT_DIR --seed 0     # write a synthetic Tiny-ImageNet-200 layout
-    python data.py ucf101 OUT_DIR --seed 0 --frames  # write a synthetic UCF101 layout, and its frame folders
-
-Videos are decoded with PyAV from the key frame before a clip up to its last frame only, skipping the frames
-no other frame needs (see _shown_frames); three clip samplers pick the frames (see clip_indices).
+One small reader per on-disk format (images: Tiny-ImageNet-200, CIFAR-100, an ImageNet-style class-folder tree;
+videos: UCF101, HMDB51, Kinetics, mini-Kinetics, Something-Something v2, Moments in Time, ActivityNet v1.3) turns
+a dataset root into `samples`, a list of (path, label) or, for ActivityNet's annotated segments,
+(path, label, (t0, t1)), and `classes`, a list of human-readable names. Any video dataset can also be read from
+folders of extracted frames instead of the videos (spec frames=True, see decode.frame_folder).
 
 Sampling is deterministic so that later multi-GPU runs equal single-GPU runs and resumes are exact:
 ShardedBatchSampler yields (index, sample_seed) pairs, with sample_seed a function of (seed, epoch, index)
@@ -34,13 +28,10 @@ change the results. Kinetics, mini-Kinetics and ActivityNet, whose real download
 off YouTube, skip annotations without a video on disk when they are read and print how many they skipped.
 """
 
-import argparse
-import contextlib
 import csv
 import difflib
 import functools
 import json
-import math
 import os
 import pickle
 import shutil
@@ -48,14 +39,15 @@ import sys
 import time
 from pathlib import Path
 
-import av
-from av.video.reformatter import VideoReformatter
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
+
+import synthetic
+from decode import (SAMPLERS, UnreadableSample, eval_positions, frame_folder, read_clips, read_frame_clips,
+                    read_image, train_positions)
 
 DATASET_DEFAULTS = dict(
     format=None,            # on-disk layout, a key of FORMATS
@@ -101,7 +93,7 @@ def _check_root(root, fmt):
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"dataset root {root} does not exist: download the real {fmt} there, "
-                                f"or write a synthetic copy with `python data.py {fmt} {root}`")
+                                f"or write a synthetic copy with `python synthetic.py {fmt} {root}`")
     return root
 
 
@@ -558,733 +550,6 @@ def read_moments(root, split):
 
 
 # -----------------------------------------------------------------------------
-# synthetic datasets: simple shapes on noisy backgrounds, rendered with numpy (vectorised over pixels and frames)
-
-# The mask of a shape of half-size r; dx, dy are pixel offsets from its centre. All arguments broadcast.
-SHAPES = {
-    'square': lambda dx, dy, r: np.maximum(abs(dx), abs(dy)) <= r,
-    'circle': lambda dx, dy, r: dx ** 2 + dy ** 2 <= r ** 2,
-    'diamond': lambda dx, dy, r: abs(dx) + abs(dy) <= r,
-    'triangle': lambda dx, dy, r: (dy <= r) & (2 * abs(dx) <= dy + r),  # apex up, base at dy = r
-    'cross': lambda dx, dy, r: (np.maximum(abs(dx), abs(dy)) <= r) & (np.minimum(abs(dx), abs(dy)) <= r / 3),
-    'ring': lambda dx, dy, r: (dx ** 2 + dy ** 2 <= r ** 2) & (dx ** 2 + dy ** 2 >= (r / 2) ** 2),
-}
-COLOURS = dict(red=(210, 40, 40), blue=(40, 60, 220), green=(40, 190, 50),
-               yellow=(220, 210, 40), magenta=(200, 40, 200), cyan=(40, 200, 210))
-
-
-def _background(rng, height, width):
-    """Grey noise: per-channel noise keeps it unsaturated, so the saturated objects stand out."""
-    grey = rng.integers(60, 190)
-    noise = rng.normal(0, 18, size=(height, width, 3))
-    return np.clip(grey + noise, 0, 255).astype(np.uint8)  # (H, W, 3)
-
-
-def _colour(rng, name):
-    """A named colour with a random jitter of up to +-35 per channel."""
-    return np.clip(np.array(COLOURS[name]) + rng.integers(-35, 36, size=3), 0, 255).astype(np.uint8)
-
-
-# Tiny-ImageNet stand-in: 10 appearance classes = 5 shapes x 2 colours, e.g. "red square".
-TINY_CLASSES = [(colour, shape) for shape in ('square', 'circle', 'triangle', 'cross', 'ring')
-                for colour in ('red', 'blue')]
-
-
-def render_image(colour, shape, rng, size=64):
-    """One synthetic image (size, size, 3) uint8 and the object's inclusive box (x0, y0, x1, y1)."""
-    image = _background(rng, size, size)
-    r = rng.uniform(0.24, 0.40) * size
-    cx, cy = rng.uniform(r, size - 1 - r, size=2)
-    yy, xx = np.mgrid[0:size, 0:size]
-    mask = SHAPES[shape](xx - cx, yy - cy, r)  # (size, size)
-    image[mask] = _colour(rng, colour)
-    ys, xs = np.nonzero(mask)
-    return image, (int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max()))
-
-
-def write_synthetic_tinyimagenet(root, seed=0, num_classes=10, train_per_class=100, val_per_class=20, size=64):
-    """Write a Tiny-ImageNet-200 layout of num_classes appearance classes (see read_tinyimagenet)."""
-    root = Path(root)
-    classes = TINY_CLASSES[:num_classes]
-    wnids = [f"n9{i:07d}" for i in range(len(classes))]  # the real 'n' + 8 digits form; no real wnid starts n9
-    root.mkdir(parents=True, exist_ok=True)
-    (root / 'wnids.txt').write_text(''.join(f"{w}\n" for w in wnids))
-    (root / 'words.txt').write_text(''.join(f"{w}\t{c} {s}\n" for w, (c, s) in zip(wnids, classes)))
-
-    def save(path, colour, shape, rng):
-        image, box = render_image(colour, shape, rng, size)
-        Image.fromarray(image).save(path, quality=90)
-        return '\t'.join(map(str, box))
-
-    for label, (wnid, (colour, shape)) in enumerate(zip(wnids, classes)):
-        folder = root / 'train' / wnid / 'images'
-        folder.mkdir(parents=True, exist_ok=True)
-        boxes = []
-        for n in range(train_per_class):
-            name = f"{wnid}_{n}.JPEG"
-            box = save(folder / name, colour, shape, np.random.default_rng([seed, 0, label, n]))
-            boxes.append(f"{name}\t{box}\n")
-        (root / 'train' / wnid / f"{wnid}_boxes.txt").write_text(''.join(boxes))
-
-    # like the real val set, classes are mixed in one folder
-    (root / 'val' / 'images').mkdir(parents=True, exist_ok=True)
-    labels = np.random.default_rng([seed, 1]).permutation(np.repeat(np.arange(len(classes)), val_per_class))
-    annotations = []
-    for n, label in enumerate(labels.tolist()):
-        name = f"val_{n}.JPEG"
-        colour, shape = classes[label]
-        box = save(root / 'val' / 'images' / name, colour, shape, np.random.default_rng([seed, 2, n]))
-        annotations.append(f"{name}\t{wnids[label]}\t{box}\n")
-    (root / 'val' / 'val_annotations.txt').write_text(''.join(annotations))
-
-
-# UCF101 stand-in. Motion-only pairs: MoveRight is the time reversal of a MoveLeft video, Shrink of a Grow
-# video, so telling them apart needs the order of frames. Appearance-only pair: BounceBall (a red circle) and
-# BounceBox (a blue square) share one time-symmetric bouncing motion and differ only in the object.
-UCF_CLASSES = ('MoveLeft', 'MoveRight', 'Grow', 'Shrink', 'BounceBall', 'BounceBox')
-REVERSED = {'MoveRight': 'MoveLeft', 'Shrink': 'Grow'}
-MOTION_SHAPES = ('circle', 'square', 'triangle', 'diamond')
-MOTION_COLOURS = ('green', 'yellow', 'magenta', 'cyan')
-SHAPE_POOL = {'MoveLeft': MOTION_SHAPES, 'Grow': MOTION_SHAPES,
-              'BounceBall': ('circle',), 'BounceBox': ('square',)}
-COLOUR_POOL = {'MoveLeft': MOTION_COLOURS, 'Grow': MOTION_COLOURS, 'BounceBall': ('red',), 'BounceBox': ('blue',)}
-
-
-def _move_left(rng, width, height, s):
-    r = rng.uniform(11, 14)
-    right, left = width - 1 - r - rng.uniform(0, 4), r + rng.uniform(0, 4)
-    cx = right + (left - right) * s  # from the right edge to the left edge
-    return cx, np.full_like(s, rng.uniform(r, height - 1 - r)), np.full_like(s, r)
-
-
-def _grow(rng, width, height, s):
-    r0, r1 = rng.uniform(4, 6), rng.uniform(16, 20)
-    cx, cy = rng.uniform(r1, width - 1 - r1), rng.uniform(r1, height - 1 - r1)
-    return np.full_like(s, cx), np.full_like(s, cy), r0 + (r1 - r0) * s
-
-
-def _bounce(rng, width, height, s):
-    # |sin(pi k s)| with a whole number k of bounces is the same played backwards: time-symmetric
-    r = rng.uniform(11, 14)
-    floor = height - 1 - r
-    cy = floor - rng.uniform(0.5, 1.0) * (height - 1 - 2 * r) * np.abs(np.sin(np.pi * rng.integers(2, 4) * s))
-    return np.full_like(s, rng.uniform(r, width - 1 - r)), cy, np.full_like(s, r)
-
-
-TRAJECTORIES = {'MoveLeft': _move_left, 'Grow': _grow, 'BounceBall': _bounce, 'BounceBox': _bounce}
-
-
-def render_video(cls, rng, width=64, height=48, num_frames=75):
-    """Frames (T, H, W, 3) uint8 of one synthetic video of class cls, drawing everything from rng."""
-    if cls in REVERSED:
-        return render_video(REVERSED[cls], rng, width, height, num_frames)[::-1].copy()
-    background = _background(rng, height, width)                        # (H, W, 3)
-    colour = _colour(rng, COLOUR_POOL[cls][rng.integers(len(COLOUR_POOL[cls]))])
-    shape = SHAPE_POOL[cls][rng.integers(len(SHAPE_POOL[cls]))]
-    cx, cy, r = TRAJECTORIES[cls](rng, width, height, np.linspace(0, 1, num_frames))  # each (T,)
-    yy, xx = np.mgrid[0:height, 0:width]                                # (H, W)
-    mask = SHAPES[shape](xx - cx[:, None, None], yy - cy[:, None, None], r[:, None, None])  # (T, H, W)
-    return np.where(mask[..., None], colour, background)                # (T, H, W, 3)
-
-
-def write_synthetic_ucf101(root, seed=0, classes=UCF_CLASSES, groups=25, clips=2, width=64, height=48,
-                           fps=25, seconds=3.0):
-    """
-    Write a UCF101 layout (see read_ucf101): classes x groups x clips videos and the 3 official splits,
-    where split k tests on groups 7(k-1)+1 .. 7k, as in the real dataset. Frames are 4:3 like UCF's 320x240.
-    """
-    root = Path(root)
-    lists = root / 'ucfTrainTestlist'
-    lists.mkdir(parents=True, exist_ok=True)
-    (lists / 'classInd.txt').write_text(''.join(f"{i} {c}\n" for i, c in enumerate(classes, start=1)))
-    videos = []  # (relative path, 1-based label, group)
-    for label, cls in enumerate(classes):
-        (root / 'UCF-101' / cls).mkdir(parents=True, exist_ok=True)
-        for g in range(1, groups + 1):
-            for c in range(1, clips + 1):
-                rel = f"{cls}/v_{cls}_g{g:02d}_c{c:02d}.avi"
-                rng = np.random.default_rng([seed, UCF_CLASSES.index(cls), g, c])
-                write_video(root / 'UCF-101' / rel, render_video(cls, rng, width, height, round(seconds * fps)), fps,
-                            'mpeg4')
-                videos.append((rel, label + 1, g))
-    for k in (1, 2, 3):
-        test_groups = range(7 * (k - 1) + 1, 7 * k + 1)
-        train = ''.join(f"{p} {y}\n" for p, y, g in videos if g not in test_groups)
-        test = ''.join(f"{p}\n" for p, y, g in videos if g in test_groups)
-        (lists / f"trainlist0{k}.txt").write_text(train)
-        (lists / f"testlist0{k}.txt").write_text(test)
-
-
-def write_video(path, frames, fps, codec, audio=False, key_every=None):
-    """
-    Write frames (T, H, W, 3) uint8 in the container named by the suffix: .avi with codec 'mpeg4' (MPEG-4 Part 2
-    with the XVID tag, like UCF101 and HMDB51), .mp4 with 'libx264' (H.264), .webm with 'libvpx-vp9' (VP9);
-    audio=True adds an AAC track holding a sine, like most Kinetics clips; key_every: frames from one key frame
-    to the next (None: the encoder's default, 250 for H.264). One thread and bitexact muxing: the same seed
-    writes the same bytes.
-    """
-    container_format = {'.avi': 'avi', '.mp4': 'mp4', '.webm': 'webm'}[Path(path).suffix]
-    with av.open(str(path), 'w', format=container_format, options={'fflags': '+bitexact'}) as container:
-        stream = container.add_stream(codec, rate=fps)
-        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], 'yuv420p'
-        stream.codec_context.thread_count = 1
-        if key_every:
-            stream.codec_context.gop_size = key_every
-        if codec == 'mpeg4':
-            stream.bit_rate = 1_000_000
-            stream.codec_context.codec_tag = 'XVID'
-        if codec == 'libvpx-vp9':
-            stream.options = {'deadline': 'realtime', 'cpu-used': '8'}  # fast enough for tests
-        if audio:
-            _write_sine(container, seconds=len(frames) / fps, hz=220 + 20 * (int(frames[0, 0, 0, 0]) % 32))
-        for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format='rgb24')))
-        container.mux(stream.encode())  # flush
-
-
-def _write_sine(container, seconds, hz, rate=16000):
-    """An AAC mono track holding a sine; PyAV cuts the one long frame into the encoder's 1024-sample frames."""
-    stream = container.add_stream('aac', rate=rate)
-    stream.layout = 'mono'
-    stream.codec_context.thread_count = 1
-    t = np.arange(round(seconds * rate)) / rate
-    frame = av.AudioFrame.from_ndarray((0.2 * np.sin(2 * np.pi * hz * t)).astype(np.float32)[None],
-                                       format='fltp', layout='mono')  # (1, samples), planar float
-    frame.sample_rate, frame.pts = rate, 0
-    container.mux(stream.encode(frame))
-    container.mux(stream.encode())  # flush
-
-
-def _synthetic_video(cls, seed, dataset, n, width, height, fps, seconds):
-    """Frames of synthetic video n of UCF-style class cls; `dataset` keeps the formats' pixels distinct."""
-    rng = np.random.default_rng([seed, dataset, UCF_CLASSES.index(cls), n])
-    return render_video(cls, rng, width, height, round(seconds * fps))
-
-
-def write_synthetic_cifar100(root, seed=0, num_classes=10, train_per_class=20, test_per_class=5):
-    """Write CIFAR-100 python pickles (see read_cifar100) of num_classes 32 x 32 appearance classes."""
-    folder = Path(root) / 'cifar-100-python'
-    folder.mkdir(parents=True, exist_ok=True)
-    names = [f"{colour}_{shape}" for colour, shape in TINY_CLASSES[:num_classes]]  # CIFAR style: aquarium_fish
-    for split, per_class in (('train', train_per_class), ('test', test_per_class)):
-        labels = np.random.default_rng([seed, 3, split == 'train']).permutation(
-            np.repeat(np.arange(num_classes), per_class)).tolist()
-        images = [render_image(*TINY_CLASSES[y], np.random.default_rng([seed, 4, split == 'train', n]), 32)[0]
-                  for n, y in enumerate(labels)]                                   # N x (32, 32, 3)
-        rows = np.stack(images).transpose(0, 3, 1, 2).reshape(len(labels), 3072)   # (N, 3072), channel-major
-        batch = {b'data': rows, b'fine_labels': labels, b'coarse_labels': [0] * len(labels),
-                 b'filenames': [f"{names[y]}_s_{n:06d}.png".encode() for n, y in enumerate(labels)]}
-        with open(folder / split, 'wb') as f:
-            pickle.dump(batch, f)
-    with open(folder / 'meta', 'wb') as f:
-        pickle.dump({b'fine_label_names': [n.encode() for n in names], b'coarse_label_names': [b'shapes']}, f)
-
-
-def write_synthetic_imagefolder(root, seed=0, num_classes=10, train_per_class=20, val_per_class=5, size=64):
-    """Write an ImageNet-style class-folder tree of JPEGs (see read_imagefolder)."""
-    for split, per_class in (('train', train_per_class), ('val', val_per_class)):
-        for label, (colour, shape) in enumerate(TINY_CLASSES[:num_classes]):
-            folder = Path(root) / split / f"{colour}_{shape}"
-            folder.mkdir(parents=True, exist_ok=True)
-            for n in range(per_class):
-                rng = np.random.default_rng([seed, 5, split == 'train', label, n])
-                image, _ = render_image(colour, shape, rng, size)
-                Image.fromarray(image).save(folder / f"{colour}_{shape}_{n}.JPEG", quality=90)
-
-
-def _snake(name):
-    """'MoveLeft' -> 'move_left', HMDB51's style of class names."""
-    return ''.join('_' + c.lower() if c.isupper() else c for c in name).lstrip('_')
-
-
-def write_synthetic_hmdb51(root, seed=0, classes=UCF_CLASSES, videos_per_class=8, width=64, height=48, fps=25,
-                           seconds=2.0):
-    """
-    Write an HMDB51 layout (see read_hmdb51) of mpeg4 AVIs. In split k, video n is marked
-    (1, 1, 2, 0)[(n + k) % 4]: half train, a quarter test, a quarter unused, different in each split.
-    """
-    root = Path(root)
-    (root / 'splits').mkdir(parents=True, exist_ok=True)
-    for cls in classes:
-        name = _snake(cls)
-        (root / 'videos' / name).mkdir(parents=True, exist_ok=True)
-        videos = [f"{name}_clip{n:02d}_f_cm_np1_fr_med_0.avi" for n in range(videos_per_class)]
-        for n, video in enumerate(videos):
-            frames = _synthetic_video(cls, seed, 6, n, width, height, fps, seconds)
-            write_video(root / 'videos' / name / video, frames, fps, 'mpeg4')
-        for k in (1, 2, 3):
-            lines = ''.join(f"{video} {(1, 1, 2, 0)[(n + k) % 4]} \n" for n, video in enumerate(videos))
-            (root / 'splits' / f"{name}_test_split{k}.txt").write_text(lines)  # trailing space: as the real files
-
-
-# Kinetics-style names: spaces (quoted in the CSV), an apostrophe and parentheses, as in real labels.
-KINETICS_NAMES = {'MoveLeft': 'moving something left', 'MoveRight': 'moving something right', 'Grow': 'growing',
-                  'Shrink': 'shrinking (zooming out)', 'BounceBall': 'bouncing a ball',
-                  'BounceBox': "bouncing somebody's box"}
-
-
-def _csv_field(text):
-    """A CSV field quoted as in the Kinetics files: only when it holds a space, comma or quote."""
-    return f'"{text.replace(chr(34), chr(34) * 2)}"' if any(c in text for c in ' ,"') else text
-
-
-def write_synthetic_kinetics(root, seed=0, classes=UCF_CLASSES, train_per_class=8, val_per_class=2, width=64,
-                             height=48, fps=25, seconds=2.0):
-    """Write a Kinetics layout (see read_kinetics): H.264 MP4 clips with an AAC sine track, and the CSVs."""
-    root = Path(root)
-    (root / 'annotations').mkdir(parents=True, exist_ok=True)
-    alphabet = np.array(list('abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_'))
-    for split, csv_name, per_class in (('train', 'train.csv', train_per_class),
-                                       ('val', 'validate.csv', val_per_class)):
-        lines = ['label,youtube_id,time_start,time_end,split,is_cc\n']
-        for cls in classes:
-            label = KINETICS_NAMES[cls]
-            (root / split / label).mkdir(parents=True, exist_ok=True)
-            for n in range(per_class):
-                rng = np.random.default_rng([seed, 7, split == 'train', UCF_CLASSES.index(cls), n])
-                youtube_id, start = ''.join(rng.choice(alphabet, 11)), int(rng.integers(0, 300))
-                frames = _synthetic_video(cls, seed, 8 + (split == 'train'), n, width, height, fps, seconds)
-                write_video(root / split / label / f"{youtube_id}_{start:06d}_{start + 10:06d}.mp4", frames, fps,
-                            'libx264', audio=True)
-                lines.append(f"{_csv_field(label)},{youtube_id},{start},{start + 10},{split},0\n")
-        (root / 'annotations' / csv_name).write_text(''.join(lines))
-
-
-# Something-Something v2 style templates; the class is the template without brackets.
-SSV2_TEMPLATES = {'MoveLeft': 'Pushing [something] from right to left',
-                  'MoveRight': 'Pushing [something] from left to right',
-                  'Grow': 'Approaching [something] with your camera',
-                  'Shrink': 'Moving away from [something] with your camera',
-                  'BounceBall': 'Throwing [something] in the air and catching it',
-                  'BounceBox': 'Lifting [something] up completely, then letting it drop down'}
-
-
-def write_synthetic_ssv2(root, seed=0, classes=UCF_CLASSES, train_per_class=8, val_per_class=2, width=64,
-                         height=48, fps=12, seconds=2.0):
-    """Write a Something-Something v2 layout (see read_ssv2): VP9 WebM videos (12 fps, as SSv2) and the JSONs."""
-    root = Path(root)
-    (root / 'videos').mkdir(parents=True, exist_ok=True)
-    names = [SSV2_TEMPLATES[cls].replace('[', '').replace(']', '') for cls in classes]
-    (root / 'labels.json').write_text(json.dumps({name: str(i) for i, name in enumerate(names)}, indent=1))
-    next_id = 1000
-    for split, json_name, per_class in (('train', 'train.json', train_per_class),
-                                        ('val', 'validation.json', val_per_class)):
-        entries = []
-        for cls in classes:
-            template = SSV2_TEMPLATES[cls]
-            for n in range(per_class):
-                frames = _synthetic_video(cls, seed, 10 + (split == 'train'), n, width, height, fps, seconds)
-                write_video(root / 'videos' / f"{next_id}.webm", frames, fps, 'libvpx-vp9')
-                entries.append({'id': str(next_id), 'label': template.replace('[something]', 'a shape'),
-                                'template': template, 'placeholders': ['a shape']})
-                next_id += 1
-        (root / json_name).write_text(json.dumps(entries, indent=1))
-
-
-MOMENTS_NAMES = {'MoveLeft': 'leaving', 'MoveRight': 'entering', 'Grow': 'inflating', 'Shrink': 'deflating',
-                 'BounceBall': 'bouncing', 'BounceBox': 'dropping'}
-
-
-def write_synthetic_moments(root, seed=0, classes=UCF_CLASSES, train_per_class=8, val_per_class=2, width=64,
-                            height=48, fps=25, seconds=2.0):
-    """Write a Moments in Time layout (see read_moments) of H.264 MP4 videos (3 s in the real set)."""
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    names = [MOMENTS_NAMES[cls] for cls in classes]
-    (root / 'categories.txt').write_text(''.join(f"{name},{i}\n" for i, name in enumerate(names)))
-    for split, folder, csv_name, per_class in (('train', 'training', 'trainingSet.csv', train_per_class),
-                                               ('val', 'validation', 'validationSet.csv', val_per_class)):
-        lines = []
-        for cls, name in zip(classes, names):
-            (root / folder / name).mkdir(parents=True, exist_ok=True)
-            for n in range(per_class):
-                rel = f"{name}/yt-{split}{n:04d}_{seed}.mp4"
-                frames = _synthetic_video(cls, seed, 12 + (split == 'train'), n, width, height, fps, seconds)
-                write_video(root / folder / rel, frames, fps, 'libx264')
-                lines.append(f"{rel},{name},3,0\n")
-        (root / csv_name).write_text(''.join(lines))
-
-
-def write_synthetic_minikinetics(root, seed=0, classes=UCF_CLASSES, **kinetics):
-    """Write a Kinetics layout (see write_synthetic_kinetics) and the mini-Kinetics lists (see read_minikinetics)
-    that select all classes but the last and, of their training clips, three in four."""
-    write_synthetic_kinetics(root, seed, classes, **kinetics)
-    kept = {KINETICS_NAMES[cls] for cls in classes[:-1]}
-    for split, csv_name in (('train', 'train.csv'), ('val', 'validate.csv')):
-        rows = _kinetics_rows(Path(root) / 'annotations' / csv_name)
-        ids = [youtube_id for k, (_, label, youtube_id, _) in enumerate(rows)
-               if label in kept and (split == 'val' or k % 4 != 3)]
-        (Path(root) / MINI_KINETICS_LISTS[split]).write_text(''.join(f"{i}\n" for i in ids))
-
-
-ACTIVITYNET_NAMES = {'MoveLeft': 'Rolling a ball left', 'MoveRight': 'Rolling a ball right',
-                     'Grow': 'Inflating a balloon', 'Shrink': 'Deflating a balloon',
-                     'BounceBall': 'Dribbling a ball', 'BounceBox': "Bouncing a kid's box"}
-
-
-def _untrimmed(action, num_frames, segments):
-    """An untrimmed video (num_frames, H, W, 3) that plays `action` (L, H, W, 3) once within each of the segments
-    [(first frame, end frame), ...] and shows a still frame elsewhere: its first before the first segment, its
-    last after each segment, so that only clips inside the segments show the class's motion."""
-    where = np.zeros(num_frames, dtype=np.int64)  # (num_frames,): which action frame each video frame shows
-    for a, b in segments:
-        where[a:b] = np.linspace(0, len(action) - 1, b - a).round().astype(np.int64)
-        where[b:] = len(action) - 1
-    return action[where]
-
-
-def write_synthetic_activitynet(root, seed=0, classes=UCF_CLASSES, train_per_class=4, val_per_class=1, width=64,
-                                height=48, fps=25, seconds=4.0):
-    """
-    Write an ActivityNet v1.3 layout (see read_activitynet): untrimmed H.264 MP4 videos, named v_<id>.mp4 and
-    <id>.mp4 in turn (downloads have both), of which one or two annotated segments show the class's motion and
-    the rest still frames (see _untrimmed); a few 'testing' videos without annotations, as the real file has.
-    """
-    root = Path(root)
-    (root / 'videos').mkdir(parents=True, exist_ok=True)
-    alphabet = np.array(list('abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_'))
-    num_frames = round(seconds * fps)
-    database = {}
-    for subset, per_class in (('training', train_per_class), ('validation', val_per_class), ('testing', 1)):
-        for cls in classes:
-            for n in range(per_class):
-                rng = np.random.default_rng([seed, 14, len(subset), UCF_CLASSES.index(cls), n])
-                video = ''.join(rng.choice(alphabet, 11))
-                parts = 1 + n % 2  # one or two segments, each inside its own part of the video
-                segments = []
-                for k in range(parts):
-                    part = num_frames // parts
-                    length = int(rng.integers(part * 2 // 5, part * 4 // 5 + 1))
-                    start = k * part + int(rng.integers(0, part - length + 1))
-                    segments.append((start, start + length))
-                action = render_video(cls, rng, width, height, max(b - a for a, b in segments))
-                name = f"v_{video}.mp4" if n % 2 == 0 else f"{video}.mp4"
-                write_video(root / 'videos' / name, _untrimmed(action, num_frames, segments), fps, 'libx264')
-                annotations = [] if subset == 'testing' else [
-                    {'segment': [round(a / fps, 2), round(b / fps, 2)], 'label': ACTIVITYNET_NAMES[cls]}
-                    for a, b in segments]
-                database[video] = {'subset': subset, 'duration': seconds, 'resolution': f"{width}x{height}",
-                                   'url': f"https://www.youtube.com/watch?v={video}", 'annotations': annotations}
-    taxonomy = [{'nodeId': i + 1, 'nodeName': ACTIVITYNET_NAMES[cls], 'parentId': 0, 'parentName': 'Root'}
-                for i, cls in enumerate(classes)]
-    content = {'version': 'VERSION 1.3', 'taxonomy': taxonomy, 'database': database}
-    (root / 'activity_net.v1-3.min.json').write_text(json.dumps(content))
-
-
-# -----------------------------------------------------------------------------
-# reading samples: images with PIL, videos with PyAV or from folders of extracted frames
-
-
-class UnreadableSample(RuntimeError):
-    """A sample that cannot be read (missing, empty, truncated, undecodable, no video stream). Datasets replace
-    such a sample by another (see the module docstring); any other exception is a bug and stops the run."""
-
-
-@contextlib.contextmanager
-def _reading(path):
-    """Turn any failure to read one sample into an UnreadableSample naming the file, chained to the cause.
-    (PIL reports some broken files with SyntaxError or EOFError.)"""
-    try:
-        yield
-    except (OSError, ValueError, EOFError, SyntaxError, av.error.FFmpegError, Image.DecompressionBombError) as e:
-        raise UnreadableSample(f"cannot read {path}: {type(e).__name__}: {e}") from e
-
-
-def read_image(path):
-    """An image as uint8 (3, H, W); grayscale, palette, CMYK and alpha images all become RGB."""
-    with _reading(path), Image.open(path) as image:
-        return TF.pil_to_tensor(image.convert('RGB'))
-
-
-# Clip samplers. A video is seen on the grid of its average frame rate fps: index i stands for the interval
-# [i / fps, (i + 1) / fps) from the start of the stream and reads the frame on screen in its middle (see
-# _frame_times), which in a constant-frame-rate video is frame i. Each sampler maps positions u (K clips, T
-# frames) in [0, 1) to indices (K, T) of a video of video_frames frames. Where a window is longer than the
-# video, the indices past its end are clamped: a short video's clip repeats its last frame rather than play
-# at another speed (a clip keeps its duration, so that motion has one speed in every clip).
-
-REFERENCE_FPS = 30  # the 'stride' sampler's frame_stride counts frames of a 30 fps video, as MViT's 16x4
-SAMPLERS = ('window', 'stride', 'segments')
-
-
-def _spread(video_frames, window, num_frames, start, phase):
-    """
-    num_frames indices evenly over a window of `window` frames (a float) that starts at start * (video_frames -
-    window), start (K, 1) or a number in [0, 1]: at the centres of num_frames equal parts of the window
-    (phase 0.5) or at their beginnings (phase 0). Returns (K, num_frames).
-    """
-    start = torch.as_tensor(start, dtype=torch.float64).reshape(-1, 1)             # (K, 1)
-    first = start * max(0.0, video_frames - window)                                 # (K, 1)
-    steps = (torch.arange(num_frames, dtype=torch.float64) + phase) * (window / num_frames)  # (T,)
-    return (first + steps).floor().long().clamp(0, video_frames - 1)               # (K, T)
-
-
-def window_indices(video_frames, fps, num_frames, clip_seconds, start):
-    """IV-ViT: num_frames frames at the centres of equal parts of a clip_seconds window. The window is counted
-    in seconds, so its number of frames follows the video's fps: clips of one duration whatever the frame rate,
-    the adaptive frame rate of the DRL supplement. (K, T) for start (K, 1)."""
-    return _spread(video_frames, clip_seconds * float(fps), num_frames, start, 0.5)
-
-
-def stride_indices(video_frames, fps, num_frames, frame_stride, start):
-    """MViT, MultiTrain: num_frames frames, frame_stride frames apart in a 30 fps video (32x3, 16x4). The stride
-    scales with the video's fps (6 in a 60 fps video for frame_stride 3), so that a clip spans num_frames *
-    frame_stride / 30 seconds in every video. (K, T) for start (K, 1)."""
-    stride = frame_stride * float(fps) / REFERENCE_FPS
-    return _spread(video_frames, num_frames * stride, num_frames, start, 0.0)
-
-
-def segment_indices(video_frames, num_frames, offsets):
-    """CoVeR, SSv2 (TSN's segments): the whole video cut into num_frames equal segments, one frame from each at
-    offsets (K, T) in [0, 1) of the segments (random in training, 0.5: the centres). A video of fewer than
-    num_frames frames shows some of them twice. Returns (K, T)."""
-    parts = torch.arange(num_frames, dtype=torch.float64) + offsets.double()            # (K, T)
-    return (parts * (video_frames / num_frames)).floor().long().clamp(0, video_frames - 1)  # (K, T)
-
-
-def clip_indices(spec, video_frames, fps, u):
-    """Indices (K, T) of K clips of spec's sampler at positions u (K, T) in [0, 1): a 'window' or 'stride'
-    clip starts its window at u[:, 0], a 'segments' clip takes u[k, t] into segment t."""
-    if spec['sampler'] == 'window':
-        return window_indices(video_frames, fps, spec['num_frames'], spec['clip_seconds'], u[:, :1])
-    if spec['sampler'] == 'stride':
-        return stride_indices(video_frames, fps, spec['num_frames'], spec['frame_stride'], u[:, :1])
-    return segment_indices(video_frames, spec['num_frames'], u)
-
-
-def train_positions(sampler, num_frames):
-    """Random positions (1, T) of a training clip from the global RNG (the dataset seeds it per sample): one
-    start for a window, one offset per segment."""
-    if sampler == 'segments':
-        return torch.rand(1, num_frames, dtype=torch.float64)
-    return torch.rand(1, 1).double().expand(1, num_frames)
-
-
-def eval_positions(sampler, num_clips, num_frames):
-    """Positions (K, T) of K evaluation clips: windows evenly from the start to the end of the video (a single
-    one: the centre); for 'segments', K offsets evenly inside the segments (a single one: their centres)."""
-    k = torch.arange(num_clips, dtype=torch.float64)
-    if sampler == 'segments':
-        u = (k + 0.5) / num_clips
-    else:
-        u = k / (num_clips - 1) if num_clips > 1 else k + 0.5
-    return u[:, None].expand(num_clips, num_frames)  # (K, T)
-
-
-def _segment_frames(segment, fps, video_frames):
-    """(first index, number of frames) of a time segment (t0, t1) in seconds of a video, or of the whole video
-    for None; a segment that runs past the end (annotations are not exact) is cut at the last frame."""
-    if segment is None:
-        return 0, video_frames
-    first = min(video_frames - 1, max(0, math.floor(segment[0] * fps)))
-    return first, max(1, min(video_frames, math.ceil(segment[1] * fps)) - first)
-
-
-def _first_video_stream(container):
-    """The first video stream and its average frame rate."""
-    if not container.streams.video:
-        raise ValueError("no video stream")
-    stream = container.streams.video[0]
-    fps = stream.average_rate or stream.guessed_rate
-    if not fps:
-        raise ValueError("unknown frame rate")
-    return stream, float(fps)
-
-
-def _video_stream(container):
-    """
-    The first video stream, its average frame rate, its length in frames on that grid and the grid's origin.
-    The length comes from the stream's duration, else the container's (WebM headers hold no frame count), else
-    from counting packets (demuxing is cheap: nothing is decoded; reading then seeks back, or reopens a file that
-    cannot seek). The origin is the pts of the first packet, the first frame shown: stream.start_time may be a
-    dts instead (XviD AVIs with B-frames show their first frame at pts 1, start_time 0). Opening the file has
-    buffered that packet already.
-    """
-    stream, fps = _first_video_stream(container)
-    packets = (packet for packet in container.demux(stream) if packet.size)
-    first = next(packets, None)
-    origin = first.pts if first is not None and first.pts is not None else stream.start_time or 0
-    if stream.duration:
-        frames = round(stream.duration * stream.time_base * fps)
-    elif container.duration:
-        frames = round(container.duration / av.time_base * fps)
-    else:
-        frames = (first is not None) + sum(1 for _ in packets)
-    if not frames:
-        raise ValueError("no frames")
-    return stream, fps, frames, origin
-
-
-def _frame_times(stream, fps, origin, indices):
-    """Timestamps (N,) in stream.time_base of grid indices (N,): the middles of their intervals after the first
-    frame's pts `origin`. In a constant-frame-rate video the frame on screen there is frame i, half a frame away
-    from rounding trouble; in a variable-frame-rate video it is the frame a viewer sees at that moment."""
-    seconds = (indices.double() + 0.5) / fps                                      # (N,)
-    return origin + (seconds / float(stream.time_base)).floor().long()            # (N,)
-
-
-def _packets(container, stream, seek_to, last):
-    """The video packets from the key frame at or before seek_to up to the first one decoded after `last`: as no
-    frame is shown before it is decoded (pts >= dts), no later packet can be on screen at or before `last`."""
-    container.seek(seek_to, stream=stream, backward=True)
-    packets = []
-    for packet in container.demux(stream):
-        if packet.size:  # the demuxer ends with an empty packet
-            packets.append(packet)
-            if packet.dts is not None and packet.dts > last:
-                break
-    return packets
-
-
-def _shown_frames(container, stream, times):
-    """
-    {time: frame} for sorted distinct timestamps `times` (a numpy int64 array): the frame on screen at each,
-    i.e. the one with the largest pts <= time. It decodes as little as it can:
-      1. seek to the key frame at or before times[0] (decoding has to start at a key frame), or one further
-         back when times[0] is before that key frame's pts: the B-frames shown just before a key frame may
-         refer to the frames before it (open GOPs, XviD);
-      2. demux (cheap: nothing is decoded) up to the first packet decoded after times[-1] (see _packets);
-      3. the packets' pts tell which frames are shown; the others are decoded with skip_frame='NONREF', so that
-         the frames no other frame refers to (most B-frames) are skipped: the reference frames, hence the
-         shown ones, come out bit-exact, at about half the work.
-    Returns None when the packets cannot show every time (the file cannot seek, no key frame where the demuxer
-    landed, or the decoder dropped a frame it was asked for): the caller then decodes from the start.
-    """
-    seek_to, landed = int(times[0]), None
-    for _ in range(4):
-        try:
-            packets = _packets(container, stream, seek_to, times[-1])
-        except av.error.FFmpegError:  # a file without an index may not seek at all
-            return None
-        if not packets or not packets[0].is_keyframe or packets[0].pts is None:
-            return None
-        key = packets[0]
-        if times[0] >= key.pts or key.pts == landed:  # at the stream's first key frame nothing is shown before it
-            break
-        landed, seek_to = key.pts, min(key.pts, key.pts if key.dts is None else key.dts) - 1
-    else:
-        return None
-    pts = np.sort([p.pts for p in packets if p.pts is not None]).astype(np.int64)  # (P,)
-    where = np.searchsorted(pts, times, side='right') - 1  # (N,): the last packet to start at or before each time
-    shown = pts[np.maximum(where, 0)]                       # (N,); times before the first frame show it
-    wanted = set(shown.tolist())
-    codec, frames = stream.codec_context, {}
-    for packet in packets:
-        codec.skip_frame = 'DEFAULT' if packet.pts is None or packet.pts in wanted else 'NONREF'
-        frames.update((frame.pts, frame) for frame in codec.decode(packet) if frame.pts in wanted)
-    codec.skip_frame = 'DEFAULT'
-    frames.update((frame.pts, frame) for frame in codec.decode(None) if frame.pts in wanted)  # what it still holds
-    if len(frames) < len(wanted):
-        return None
-    return {t: frames[s] for t, s in zip(times.tolist(), shown.tolist())}
-
-
-def _shown_frames_from_start(path, times, origin):
-    """The sure way, for files whose seeking or timestamps cannot be trusted: decode every frame from the start.
-    A frame without a pts is placed on the frame-rate grid from `origin` by its number; times before the first
-    frame show it, times past the end the last frame."""
-    with av.open(str(path)) as container:
-        stream, fps = _first_video_stream(container)
-        frames, previous, i = {}, None, 0
-        for n, frame in enumerate(container.decode(stream)):
-            pts = frame.pts if frame.pts is not None else origin + int(n / fps / stream.time_base)
-            while i < len(times) and times[i] < pts:
-                frames[int(times[i])] = frame if previous is None else previous
-                i += 1
-            if i == len(times):
-                break
-            previous = frame
-    if previous is None and not frames:
-        raise ValueError("no frame could be decoded")
-    frames.update((int(t), previous) for t in times[i:])
-    return frames
-
-
-# Windows of one video further apart than this are read with a seek each; closer ones in one forward pass. A
-# seek costs decoding from the key frame before the window: half a key-frame interval on average, about 1 s in
-# YouTube-style videos (a key frame every 2 s). Decoding across a gap costs the gap (less the skipped frames).
-SEEK_GAP_SECONDS = 1.0
-
-
-def _decode(path, container, stream, fps, origin, indices):
-    """Frames at grid indices (N,) as uint8 (N, 3, H, W): the sorted distinct timestamps, in groups no more than
-    SEEK_GAP_SECONDS apart, each read by one seek and one forward pass (see _shown_frames). Only the frames
-    returned are converted to RGB, each once."""
-    times = _frame_times(stream, fps, origin, indices).numpy()                         # (N,)
-    distinct = np.unique(times)
-    groups = np.split(distinct, np.flatnonzero(np.diff(distinct) > SEEK_GAP_SECONDS / float(stream.time_base)) + 1)
-    shown = {}
-    for group in groups:
-        found = _shown_frames(container, stream, group)
-        if found is None:
-            shown = _shown_frames_from_start(path, distinct, origin)
-            break
-        shown.update(found)
-    rgb = VideoReformatter()  # one converter for the clip: frame.to_ndarray(format=...) builds one per frame
-    arrays = {id(frame): rgb.reformat(frame, format='rgb24').to_ndarray() for frame in shown.values()}
-    video = np.stack([arrays[id(shown[t])] for t in times.tolist()])  # (N, H, W, 3)
-    return torch.from_numpy(video).permute(0, 3, 1, 2)               # (N, 3, H, W)
-
-
-def read_video_frames(path, indices):
-    """Frames of a video at grid indices (N,) (index i: the frame on screen at (i + 1/2) / fps), uint8 (N, 3, H, W)."""
-    with _reading(path), av.open(str(path)) as container:
-        stream, fps, _, origin = _video_stream(container)
-        return _decode(path, container, stream, fps, origin, torch.as_tensor(indices))
-
-
-def read_clips(path, spec, u, segment=None):
-    """K clips of spec's sampler at positions u (K, T) (see clip_indices), inside the time segment (t0, t1) in
-    seconds when given (ActivityNet), decoded together: uint8 (K, T, 3, H, W)."""
-    with _reading(path), av.open(str(path)) as container:
-        stream, fps, count, origin = _video_stream(container)
-        first, frames = _segment_frames(segment, fps, count)
-        indices = first + clip_indices(spec, frames, fps, u)                    # (K, T)
-        video = _decode(path, container, stream, fps, origin, indices.flatten())  # (K*T, 3, H, W)
-    return video.view(*indices.shape, *video.shape[1:])                        # (K, T, 3, H, W)
-
-
-# Frame folders: <root>/frames/<video path relative to root, without its suffix>/img_00001.jpg, img_00002.jpg ...
-# (1-based, as `ffmpeg -i VIDEO FOLDER/img_%05d.jpg` and the usual extraction scripts write them).
-FRAME_NAME = 'img_{:05d}.jpg'
-VIDEO_SUFFIXES = ('.avi', '.mp4', '.webm', '.mkv')
-
-
-def frame_folder(root, path):
-    """The folder of extracted frames of video `path` (a path under root): <root>/frames/<relative path>/ without
-    the video's suffix, e.g. <root>/frames/UCF-101/Run/v_Run_g01_c01/ for <root>/UCF-101/Run/v_Run_g01_c01.avi."""
-    return Path(root) / 'frames' / Path(path).relative_to(root).with_suffix('')
-
-
-def read_frame_clips(folder, spec, u, segment=None):
-    """read_clips for a folder of extracted frames, at spec['frames_fps'] frames per second: frame i of the grid
-    is the folder's (i+1)-th image. Each distinct frame is read once: uint8 (K, T, 3, H, W)."""
-    folder = Path(folder)
-    with _reading(folder):
-        count = sum(1 for name in os.listdir(folder) if name.startswith('img_') and name.endswith('.jpg'))
-        if not count:
-            raise FileNotFoundError(f"no frames {FRAME_NAME.format(1)}, ... in the folder")
-    first, frames = _segment_frames(segment, spec['frames_fps'], count)
-    indices = first + clip_indices(spec, frames, spec['frames_fps'], u)  # (K, T)
-    distinct, inverse = indices.unique(return_inverse=True)              # (U,), (K, T)
-    images = torch.stack([read_image(folder / FRAME_NAME.format(i + 1)) for i in distinct.tolist()])  # (U, 3, H, W)
-    return images[inverse]                                               # (K, T, 3, H, W)
-
-
-def write_frame_folders(root, quality=90):
-    """Extract every video under root (suffixes VIDEO_SUFFIXES) into its frame folder (see frame_folder), every
-    frame at the video's own rate: a config reads them with frames=True and frames_fps = that rate."""
-    root = Path(root)
-    videos = sorted(p for p in root.rglob('*') if p.suffix in VIDEO_SUFFIXES)
-    for path in (p for p in videos if p.relative_to(root).parts[0] != 'frames'):
-        folder = frame_folder(root, path)
-        folder.mkdir(parents=True, exist_ok=True)
-        with av.open(str(path)) as container:
-            for n, frame in enumerate(container.decode(video=0), start=1):
-                frame.to_image().save(folder / FRAME_NAME.format(n), quality=quality)
-
-
-# -----------------------------------------------------------------------------
 # datasets and transforms
 
 
@@ -1524,25 +789,19 @@ class MixedDataset(Dataset):
 
 # One entry per on-disk format: (kind of sample, reader(spec, split), writer of a synthetic copy).
 # The kind picks the dataset class: 'cifar' samples are rows of an in-memory array, not files.
+# each on-disk layout: the kind of dataset it holds and its reader (synthetic.WRITERS writes a fake one)
 FORMATS = {
-    'tinyimagenet': ('image', lambda spec, split: read_tinyimagenet(spec['root'], split),
-                     write_synthetic_tinyimagenet),
-    'ucf101': ('video', lambda spec, split: read_ucf101(spec['root'], split, spec['fold']),
-               write_synthetic_ucf101),
-    'imagefolder': ('image', lambda spec, split: read_imagefolder(spec['root'], split),
-                    write_synthetic_imagefolder),
-    'cifar100': ('cifar', lambda spec, split: read_cifar100(spec['root'], split), write_synthetic_cifar100),
-    'hmdb51': ('video', lambda spec, split: read_hmdb51(spec['root'], split, spec['fold']),
-               write_synthetic_hmdb51),
+    'tinyimagenet': ('image', lambda spec, split: read_tinyimagenet(spec['root'], split)),
+    'ucf101': ('video', lambda spec, split: read_ucf101(spec['root'], split, spec['fold'])),
+    'imagefolder': ('image', lambda spec, split: read_imagefolder(spec['root'], split)),
+    'cifar100': ('cifar', lambda spec, split: read_cifar100(spec['root'], split)),
+    'hmdb51': ('video', lambda spec, split: read_hmdb51(spec['root'], split, spec['fold'])),
     'kinetics': ('video', lambda spec, split: read_kinetics(spec['root'], split, spec['frames'],
-                                                             flat=spec['flat']),
-                 write_synthetic_kinetics),
-    'minikinetics': ('video', lambda spec, split: read_minikinetics(spec['root'], split, spec['frames']),
-                     write_synthetic_minikinetics),
-    'ssv2': ('video', lambda spec, split: read_ssv2(spec['root'], split), write_synthetic_ssv2),
-    'moments': ('video', lambda spec, split: read_moments(spec['root'], split), write_synthetic_moments),
-    'activitynet': ('video', lambda spec, split: read_activitynet(spec['root'], split, spec['frames']),
-                    write_synthetic_activitynet),
+                                                             flat=spec['flat'])),
+    'minikinetics': ('video', lambda spec, split: read_minikinetics(spec['root'], split, spec['frames'])),
+    'ssv2': ('video', lambda spec, split: read_ssv2(spec['root'], split)),
+    'moments': ('video', lambda spec, split: read_moments(spec['root'], split)),
+    'activitynet': ('video', lambda spec, split: read_activitynet(spec['root'], split, spec['frames'])),
 }
 DATASETS = {'image': ImageDataset, 'cifar': CifarDataset, 'video': VideoDataset}
 
@@ -1583,7 +842,7 @@ def _ensure_synthetic(spec, rank, timeout=1800):
         shutil.rmtree(partial, ignore_errors=True)
         print(f"writing a synthetic {spec['format']} dataset to {root}")
         options = spec['synthetic'] if isinstance(spec['synthetic'], dict) else {}  # e.g. dict(train_per_class=30)
-        FORMATS[spec['format']][2](partial, **options)
+        synthetic.WRITERS[spec['format']](partial, **options)
         os.replace(partial, root)
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.barrier()
@@ -1600,7 +859,7 @@ def _dataset(spec, split, cfg, rank=0, train=None):
     _check_split(split)
     if spec['synthetic']:
         _ensure_synthetic(spec, rank)
-    kind, read, _ = FORMATS[spec['format']]
+    kind, read = FORMATS[spec['format']]
     samples, classes = read(spec, split)
     return DATASETS[kind](samples, classes, split == 'train' if train is None else train, spec, cfg)
 
@@ -1709,22 +968,3 @@ def rounds(loaders, sampling='round_robin', seed=0, accum=1, start=0):
     streams = {key: _labelled(*loaders[key], n) for key, n in zip(keys, given)}
     while True:
         yield [[next(streams[key]) for _ in range(accum)] for key in next_keys()]
-
-
-# -----------------------------------------------------------------------------
-
-if __name__ == '__main__':
-    parser = argparse.ArgumentParser(description="Write a synthetic dataset in the on-disk layout of a real one "
-                                     "(image formats: 10 classes of coloured shapes; video formats: 6 classes of "
-                                     "moving shapes, e.g. ucf101: 300 MPEG-4 AVI videos with 3 splits).")
-    parser.add_argument('format', choices=list(FORMATS), help="the layout to write")
-    parser.add_argument('out_dir', help="dataset root to write (use it as the dataset's root in a config)")
-    parser.add_argument('--seed', type=int, default=0, help="the same seed writes the same pixels and split files")
-    parser.add_argument('--frames', action='store_true', help="also extract every video into its frame folder "
-                        "(read with frames=True, frames_fps = the videos' fps: 25, ssv2 12)")
-    args = parser.parse_args()
-    t0 = time.time()
-    FORMATS[args.format][2](args.out_dir, seed=args.seed)
-    if args.frames:
-        write_frame_folders(args.out_dir)
-    print(f"wrote a synthetic {args.format} dataset to {args.out_dir} in {time.time() - t0:.1f} s")

@@ -15,6 +15,8 @@ import torch
 from PIL import Image
 
 import data
+import decode
+import synthetic
 
 
 def make_cfg(**kw):
@@ -42,10 +44,10 @@ def clean(tmp_path_factory):
     """Small synthetic datasets, copied by each test before it breaks files in them."""
     base = tmp_path_factory.mktemp('clean')
     # split 1 tests on groups 1-7: 2 classes x 7 groups x 2 clips = 28 validation videos of 0.6 s
-    data.write_synthetic_ucf101(base / 'ucf', classes=('MoveLeft', 'Grow'), groups=8, clips=2, seconds=0.6)
-    data.write_synthetic_moments(base / 'moments', classes=('MoveLeft', 'Grow'), train_per_class=4,
+    synthetic.write_synthetic_ucf101(base / 'ucf', classes=('MoveLeft', 'Grow'), groups=8, clips=2, seconds=0.6)
+    synthetic.write_synthetic_moments(base / 'moments', classes=('MoveLeft', 'Grow'), train_per_class=4,
                                  val_per_class=1, seconds=0.6)
-    data.write_synthetic_tinyimagenet(base / 'tiny', num_classes=2, train_per_class=4, val_per_class=4)
+    synthetic.write_synthetic_tinyimagenet(base / 'tiny', num_classes=2, train_per_class=4, val_per_class=4)
     return base
 
 
@@ -102,9 +104,9 @@ def test_readers_name_the_file(tmp_path):
     path = tmp_path / 'text.avi'
     path.write_text('not a video')
     spec = dict(sampler='window', num_frames=2, clip_seconds=0.3)
-    for read in (lambda: data.read_clips(path, spec, data.eval_positions('window', 1, 2)),
-                 lambda: data.read_image(path), lambda: data.read_video_frames(tmp_path / 'nope.avi', [0])):
-        with pytest.raises(data.UnreadableSample, match='cannot read ' + re.escape(str(tmp_path))) as e:
+    for read in (lambda: decode.read_clips(path, spec, decode.eval_positions('window', 1, 2)),
+                 lambda: decode.read_image(path), lambda: decode.read_video_frames(tmp_path / 'nope.avi', [0])):
+        with pytest.raises(decode.UnreadableSample, match='cannot read ' + re.escape(str(tmp_path))) as e:
             read()
         assert e.value.__cause__ is not None
 

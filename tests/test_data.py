@@ -16,6 +16,8 @@ import torch
 from PIL import Image
 
 import data
+import decode
+import synthetic
 
 REAL_TINY = Path(__file__).parent.parent.parent / 'shared' / 'data' / 'tiny-imagenet-200-mini'
 UCF_SECONDS, UCF_FPS = 1.0, 25  # 25 frames per synthetic test video
@@ -30,7 +32,7 @@ def make_cfg(**kw):
 @pytest.fixture(scope='session')
 def tiny_root(tmp_path_factory):
     root = tmp_path_factory.mktemp('data') / 'tiny'
-    data.write_synthetic_tinyimagenet(root, seed=0, num_classes=4, train_per_class=6, val_per_class=3)
+    synthetic.write_synthetic_tinyimagenet(root, seed=0, num_classes=4, train_per_class=6, val_per_class=3)
     return root
 
 
@@ -38,7 +40,7 @@ def tiny_root(tmp_path_factory):
 def ucf_root(tmp_path_factory):
     # 9 groups: split 1 tests on groups 1-7 and trains on 8-9, split 2 tests on 8-9, split 3 tests on none
     root = tmp_path_factory.mktemp('data') / 'ucf'
-    data.write_synthetic_ucf101(root, seed=0, groups=9, clips=1, seconds=UCF_SECONDS, fps=UCF_FPS)
+    synthetic.write_synthetic_ucf101(root, seed=0, groups=9, clips=1, seconds=UCF_SECONDS, fps=UCF_FPS)
     return root
 
 
@@ -161,7 +163,7 @@ def test_read_tinyimagenet_bad_line_names_file_and_line(tmp_path, bad_line, reas
 
 
 def test_missing_root_and_files_are_named(tmp_path):
-    with pytest.raises(FileNotFoundError, match=f'{tmp_path / "nope"}.*python data.py ucf101'):
+    with pytest.raises(FileNotFoundError, match=f'{tmp_path / "nope"}.*python synthetic.py ucf101'):
         data.read_ucf101(tmp_path / 'nope', 'train')
     with pytest.raises(FileNotFoundError, match='classInd.txt'):
         data.read_ucf101(tmp_path, 'train')
@@ -187,7 +189,7 @@ def test_real_tinyimagenet_mini():
     assert classes[wnids.index('n02124075')] == 'Egyptian cat'
     assert all(Path(path).is_file() for path, _ in train + val)
     grey = next(path for path, _ in val if image_mode(path) == 'L')
-    image = data.read_image(grey)
+    image = decode.read_image(grey)
     assert image.shape == (3, 64, 64) and image.dtype == torch.uint8
     assert torch.equal(image[0], image[1]) and torch.equal(image[1], image[2])
     spec = data.dataset_spec('tiny', dict(format='tinyimagenet', root=str(REAL_TINY), batch_size=8))
@@ -217,7 +219,7 @@ def test_synthetic_tinyimagenet_layout(tiny_root):
             name, *box = line.split('\t')
             x0, y0, x1, y1 = map(int, box)
             assert 0 <= x0 < x1 <= 63 and 0 <= y0 < y1 <= 63
-            pixels = data.read_image(tiny_root / 'train' / wnid / 'images' / name).permute(1, 2, 0).int().numpy()
+            pixels = decode.read_image(tiny_root / 'train' / wnid / 'images' / name).permute(1, 2, 0).int().numpy()
             saturation = pixels.max(-1) - pixels.min(-1)  # (64, 64)
             inside = np.zeros_like(saturation, dtype=bool)
             inside[y0:y1 + 1, x0:x1 + 1] = True
@@ -226,11 +228,11 @@ def test_synthetic_tinyimagenet_layout(tiny_root):
 
 def test_synthetic_ucf101_layout(ucf_root):
     on_disk = sorted(str(p) for p in (ucf_root / 'UCF-101').glob('*/*.avi'))
-    assert len(on_disk) == len(data.UCF_CLASSES) * 9
+    assert len(on_disk) == len(synthetic.UCF_CLASSES) * 9
     for fold, test_groups in ((1, range(1, 8)), (2, range(8, 10)), (3, range(0))):
         train, classes = data.read_ucf101(ucf_root, 'train', fold)
         test, _ = data.read_ucf101(ucf_root, 'val', fold)
-        assert classes == list(data.UCF_CLASSES)
+        assert classes == list(synthetic.UCF_CLASSES)
         assert sorted(p for p, _ in train + test) == on_disk  # the readers find every file, each once
         assert {int(p.split('_g')[1][:2]) for p, _ in test} == set(test_groups)
         assert all(Path(p).parent.name == classes[label] for p, label in train + test)
@@ -250,8 +252,8 @@ def hash_files(root):
 
 def test_synthetic_datasets_are_deterministic(tmp_path):
     def write_both(root, seed):
-        data.write_synthetic_tinyimagenet(root / 'tiny', seed, num_classes=2, train_per_class=2, val_per_class=2)
-        data.write_synthetic_ucf101(root / 'ucf', seed, classes=('MoveLeft', 'BounceBox'), groups=8, clips=1,
+        synthetic.write_synthetic_tinyimagenet(root / 'tiny', seed, num_classes=2, train_per_class=2, val_per_class=2)
+        synthetic.write_synthetic_ucf101(root / 'ucf', seed, classes=('MoveLeft', 'BounceBox'), groups=8, clips=1,
                                     seconds=0.4)
         return hash_files(root)
     a, b, c = write_both(tmp_path / 'a', 0), write_both(tmp_path / 'b', 0), write_both(tmp_path / 'c', 1)
@@ -276,7 +278,7 @@ def centroids(mask):
 @pytest.mark.parametrize('seed', [0, 1, 2])
 def test_synthetic_motion_classes(seed):
     def video(cls):
-        return data.render_video(cls, np.random.default_rng(seed))
+        return synthetic.render_video(cls, np.random.default_rng(seed))
     # motion-only pairs: exact time reversals of freshly generated videos
     assert np.array_equal(video('MoveRight'), video('MoveLeft')[::-1])
     assert np.array_equal(video('Shrink'), video('Grow')[::-1])
@@ -295,8 +297,8 @@ def test_synthetic_motion_classes(seed):
 
 def test_default_synthetic_generation_is_fast(tmp_path):
     t0 = time.time()
-    data.write_synthetic_tinyimagenet(tmp_path / 'tiny')
-    data.write_synthetic_ucf101(tmp_path / 'ucf')
+    synthetic.write_synthetic_tinyimagenet(tmp_path / 'tiny')
+    synthetic.write_synthetic_ucf101(tmp_path / 'ucf')
     assert time.time() - t0 < 30
     train, test = data.read_ucf101(tmp_path / 'ucf', 'train')[0], data.read_ucf101(tmp_path / 'ucf', 'val')[0]
     assert len(train) + len(test) == 300 and len(data.read_tinyimagenet(tmp_path / 'tiny', 'val')[0]) == 200
@@ -313,24 +315,24 @@ def test_default_synthetic_generation_is_fast(tmp_path):
     (20, 0.7, [6, 18, 19, 19]),    # shorter than the window: starts at 0, repeats the last frame
 ])
 def test_window_indices(frames, start, expected):
-    indices = data.window_indices(frames, Fraction(25), 4, 2.0, start)
+    indices = decode.window_indices(frames, Fraction(25), 4, 2.0, start)
     assert indices.dtype == torch.long and indices.tolist() == [expected]
 
 
 def test_window_indices_one_frame_is_window_centre():
-    assert data.window_indices(300, 30, 1, 1.0, 0.5).tolist() == [[150]]  # window 135..165, centre 150
+    assert decode.window_indices(300, 30, 1, 1.0, 0.5).tolist() == [[150]]  # window 135..165, centre 150
 
 
 def test_read_video_frames(ucf_root):
     path = data.read_ucf101(ucf_root, 'train')[0][0][0]
-    everything = data.read_video_frames(path, torch.arange(25))  # (25, 3, 48, 64)
+    everything = decode.read_video_frames(path, torch.arange(25))  # (25, 3, 48, 64)
     assert everything.shape == (25, 3, 48, 64) and everything.dtype == torch.uint8
     assert not torch.equal(everything[0], everything[24])
-    some = data.read_video_frames(path, [3, 3, 24, 0])
+    some = decode.read_video_frames(path, [3, 3, 24, 0])
     assert torch.equal(some, everything[[3, 3, 24, 0]])
-    assert torch.equal(data.read_video_frames(path, [40])[0], everything[24])  # past the end: last frame
+    assert torch.equal(decode.read_video_frames(path, [40])[0], everything[24])  # past the end: last frame
     spec = dict(sampler='window', num_frames=4, clip_seconds=0.6)
-    clips = data.read_clips(path, spec, data.eval_positions('window', 2, 4))  # windows at the start and the end
+    clips = decode.read_clips(path, spec, decode.eval_positions('window', 2, 4))  # windows at the start and the end
     # a window of 15 frames: indices 1, 5, 9, 13 and 11, 15, 19, 23
     assert torch.equal(clips, everything[[1, 5, 9, 13, 11, 15, 19, 23]].view(2, 4, 3, 48, 64))
 
@@ -373,7 +375,7 @@ def test_val_views_are_exact_crops(ucf_root):
     dataset = data.make_loader(ucf_spec(ucf_root), 'val', cfg).dataset
     x, _ = dataset[(0, 0)]  # (2*3, 3, T, 48, 48)
     starts = torch.tensor([[0.0] * 4, [1.0] * 4])                         # the first and the last window
-    clips = data.read_clips(dataset.samples[0][0], dataset.spec, starts)  # (2, T, 3, 48, 64)
+    clips = decode.read_clips(dataset.samples[0][0], dataset.spec, starts)  # (2, T, 3, 48, 64)
     clips = clips.permute(0, 2, 1, 3, 4).float()                          # (2, 3, T, 48, 64)
     mean, std = torch.tensor(cfg.mean).view(3, 1, 1, 1), torch.tensor(cfg.std).view(3, 1, 1, 1)
     for v, view in enumerate(x):  # clip-major: view v is temporal clip v // 3, crop v % 3 (left, centre, right)
@@ -447,7 +449,7 @@ def test_make_loader_writes_missing_synthetic_dataset(tmp_path):
 
 
 def test_cli_help():
-    result = subprocess.run([sys.executable, str(Path(data.__file__)), '--help'], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, str(Path(synthetic.__file__)), '--help'], capture_output=True, text=True)
     assert result.returncode == 0 and all(word in result.stdout for word in ('tinyimagenet', 'ucf101', 'minikinetics',
                                                                              'activitynet', '--frames'))
 

@@ -12,7 +12,7 @@ import time
 import pytest
 import torch
 
-import data
+import synthetic
 from test_train import REPO, read_log, run, write_config
 
 CLASSES = ('MoveLeft', 'MoveRight', 'BounceBall', 'BounceBox')
@@ -23,9 +23,9 @@ def three(tmp_path_factory):
     """Images (Tiny-ImageNet layout) and two video datasets of the same classes in other layouts and names
     (UCF101 AVI, Kinetics MP4 with audio): enough for round-robin, proportional and mixed batches."""
     root = tmp_path_factory.mktemp('data')
-    data.write_synthetic_tinyimagenet(root / 'shapes', seed=0, num_classes=4, train_per_class=16, val_per_class=4)
-    data.write_synthetic_ucf101(root / 'motions', seed=0, classes=CLASSES, groups=12, clips=1, seconds=1.6)
-    data.write_synthetic_kinetics(root / 'moves', seed=1, classes=CLASSES, train_per_class=6, val_per_class=1,
+    synthetic.write_synthetic_tinyimagenet(root / 'shapes', seed=0, num_classes=4, train_per_class=16, val_per_class=4)
+    synthetic.write_synthetic_ucf101(root / 'motions', seed=0, classes=CLASSES, groups=12, clips=1, seconds=1.6)
+    synthetic.write_synthetic_kinetics(root / 'moves', seed=1, classes=CLASSES, train_per_class=6, val_per_class=1,
                                   seconds=1.6)
     return root
 

@@ -9,8 +9,11 @@ import av
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import data
+import decode
+import synthetic
 
 FPS = 25
 
@@ -19,8 +22,8 @@ def moving_video(num_frames, seed=0):
     """Frames (T, 48, 64, 3) that all differ: a shape crossing the frame, then another one growing."""
     rng = np.random.default_rng(seed)
     half = num_frames // 2
-    return np.concatenate([data.render_video('MoveLeft', rng, 64, 48, half),
-                           data.render_video('Grow', rng, 64, 48, num_frames - half)])
+    return np.concatenate([synthetic.render_video('MoveLeft', rng, 64, 48, half),
+                           synthetic.render_video('Grow', rng, 64, 48, num_frames - half)])
 
 
 def encode(container, stream, frames, times=None):
@@ -87,10 +90,10 @@ def write_raw_h264(path, frames):
 
 FRAMES = 100  # 4 s at 25 fps
 WRITERS = {
-    'h264_aac.mp4': lambda p, f: data.write_video(p, f, FPS, 'libx264', audio=True, key_every=20),
-    'xvid.avi': lambda p, f: data.write_video(p, f, FPS, 'mpeg4', key_every=20),
+    'h264_aac.mp4': lambda p, f: synthetic.write_video(p, f, FPS, 'libx264', audio=True, key_every=20),
+    'xvid.avi': lambda p, f: synthetic.write_video(p, f, FPS, 'mpeg4', key_every=20),
     'xvid_b_frames.avi': write_xvid_with_b_frames,
-    'vp9.webm': lambda p, f: data.write_video(p, f, 12, 'libvpx-vp9', key_every=20),
+    'vp9.webm': lambda p, f: synthetic.write_video(p, f, 12, 'libvpx-vp9', key_every=20),
     'vfr.mp4': write_vfr,
     'no_duration.mkv': write_headerless_mkv,
     'raw.h264': write_raw_h264,
@@ -123,7 +126,7 @@ def on_screen(frames, time):
 
 
 def expected_frames(path, indices):
-    """Grid index i reads the frame on screen at (i + 1/2) / fps (see data._frame_times)."""
+    """Grid index i reads the frame on screen at (i + 1/2) / fps (see decode._frame_times)."""
     frames, fps, start, base = decode_everything(path)
     images = [on_screen(frames, start + int(np.floor((i + 0.5) / fps / base))) for i in indices]
     return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)  # (N, 3, H, W)
@@ -145,11 +148,11 @@ def no_fallback(*args):
                                   'no_duration.mkv'])
 def test_partial_decoding_equals_full_decoding(videos, name, monkeypatch):
     path = videos / name
-    monkeypatch.setattr(data, '_shown_frames_from_start', no_fallback)  # the fast path must hold on its own
+    monkeypatch.setattr(decode, '_shown_frames_from_start', no_fallback)  # the fast path must hold on its own
     with av.open(str(path)) as container:
-        num_frames = data._video_stream(container)[2]
+        num_frames = decode._video_stream(container)[2]
     for indices in index_sets(num_frames):
-        got = data.read_video_frames(path, indices)
+        got = decode.read_video_frames(path, indices)
         assert got.shape == (len(indices), 3, 48, 64) and got.dtype == torch.uint8
         assert torch.equal(got, expected_frames(path, indices)), (name, indices)
 
@@ -161,7 +164,7 @@ def test_constant_frame_rate_index_is_frame_number(videos, name):
     everything = torch.from_numpy(np.stack([image for _, image in decode_everything(videos / name)[0]]))
     indices = [0, 1, 19, 20, 21, 50, 99]
     assert len(everything) == FRAMES
-    assert torch.equal(data.read_video_frames(videos / name, indices), everything[indices].permute(0, 3, 1, 2))
+    assert torch.equal(decode.read_video_frames(videos / name, indices), everything[indices].permute(0, 3, 1, 2))
 
 
 def test_headers(videos):
@@ -178,7 +181,7 @@ def test_headers(videos):
     headerless = probe('no_duration.mkv')
     assert headerless['frames'] == 0 and not headerless['duration'] and not headerless['container']
     with av.open(str(videos / 'no_duration.mkv')) as container:
-        assert data._video_stream(container)[2] == FRAMES
+        assert decode._video_stream(container)[2] == FRAMES
     assert set(probe('raw.h264')['pts']) == {None}
     assert probe('xvid_b_frames.avi')['pts'][0] == 1  # the first frame is shown at pts 1 (start_time says 0)
 
@@ -188,7 +191,7 @@ def test_vfr_reads_what_is_on_screen(videos):
     sees at its time, e.g. grid frames 0..3 at 15 fps (4 frames in 0.27 s) all lie within frames 0..2."""
     frames, fps, _, _ = decode_everything(videos / 'vfr.mp4')
     assert 10 < fps < 20  # the average rate: 100 frames in 6.67 s
-    got = data.read_video_frames(videos / 'vfr.mp4', [0, 1, 2, 3])
+    got = decode.read_video_frames(videos / 'vfr.mp4', [0, 1, 2, 3])
     first_three = torch.from_numpy(np.stack([image for _, image in frames[:3]])).permute(0, 3, 1, 2)
     assert all(any(torch.equal(g, f) for f in first_three) for g in got)
 
@@ -197,11 +200,11 @@ def test_fallback_from_the_start_is_exact(videos, monkeypatch):
     """When seeking cannot be trusted, decoding from the start gives the same frames; raw H.264 (no timestamps)
     always takes this path."""
     indices = [3, 47, 47, 90, 120]
-    fast = {name: data.read_video_frames(videos / name, indices) for name in ('h264_aac.mp4', 'xvid_b_frames.avi')}
-    monkeypatch.setattr(data, '_shown_frames', lambda *args: None)
+    fast = {name: decode.read_video_frames(videos / name, indices) for name in ('h264_aac.mp4', 'xvid_b_frames.avi')}
+    monkeypatch.setattr(decode, '_shown_frames', lambda *args: None)
     for name, frames in fast.items():
-        assert torch.equal(data.read_video_frames(videos / name, indices), frames)
-    assert torch.equal(data.read_video_frames(videos / 'raw.h264', indices), expected_frames(videos / 'raw.h264',
+        assert torch.equal(decode.read_video_frames(videos / name, indices), frames)
+    assert torch.equal(decode.read_video_frames(videos / 'raw.h264', indices), expected_frames(videos / 'raw.h264',
                                                                                              indices))
 
 
@@ -209,13 +212,13 @@ def test_one_seek_per_group_of_windows(videos, monkeypatch):
     """Windows within SEEK_GAP_SECONDS of each other share one seek and one forward pass; a window further away
     gets its own seek. Evaluation views that overlap therefore cost one pass."""
     seeks = []
-    packets = data._packets
-    monkeypatch.setattr(data, '_packets', lambda *args: seeks.append(args[2]) or packets(*args))
+    packets = decode._packets
+    monkeypatch.setattr(decode, '_packets', lambda *args: seeks.append(args[2]) or packets(*args))
     spec = dict(sampler='window', num_frames=4, clip_seconds=1.0)
-    data.read_clips(videos / 'h264_aac.mp4', spec, data.eval_positions('window', 5, 4))  # 5 windows over 4 s
+    decode.read_clips(videos / 'h264_aac.mp4', spec, decode.eval_positions('window', 5, 4))  # 5 windows over 4 s
     assert len(seeks) == 1
     seeks.clear()
-    data.read_video_frames(videos / 'h264_aac.mp4', [0, 1, 2, 90, 91])  # 0.08 s and 3.6 s: two groups
+    decode.read_video_frames(videos / 'h264_aac.mp4', [0, 1, 2, 90, 91])  # 0.08 s and 3.6 s: two groups
     assert len(seeks) == 2
 
 
@@ -232,7 +235,7 @@ def test_window_covers_the_same_seconds_at_any_fps():
     s = spec(sampler='window', num_frames=8, clip_seconds=2.0)
     u = torch.full((1, 8), 0.5, dtype=torch.float64)
     for fps in (12, 25, 30, 60):
-        indices = data.clip_indices(s, 10 * fps, fps, u)[0]    # a 10 s video
+        indices = decode.clip_indices(s, 10 * fps, fps, u)[0]    # a 10 s video
         seconds = (indices + 0.5) / fps
         assert 1.6 < float(seconds[-1] - seconds[0]) < 2.0      # 7/8 of the window between first and last
         assert abs(float(seconds.mean()) - 5.0) < 1.5 / fps     # centred in the video
@@ -243,9 +246,9 @@ def test_stride_scales_with_fps():
     s = spec(sampler='stride', num_frames=16, frame_stride=4)
     u = torch.zeros(1, 16, dtype=torch.float64)
     for fps, step in ((30, 4), (60, 8), (15, 2)):
-        indices = data.clip_indices(s, 10 * fps, fps, u)[0]
+        indices = decode.clip_indices(s, 10 * fps, fps, u)[0]
         assert indices.tolist() == list(range(0, 16 * step, step))
-    end = data.clip_indices(s, 300, 30, torch.ones(1, 16, dtype=torch.float64))[0]
+    end = decode.clip_indices(s, 300, 30, torch.ones(1, 16, dtype=torch.float64))[0]
     assert end.tolist() == list(range(300 - 64, 300, 4))  # the last window ends at the video's end
 
 
@@ -253,50 +256,50 @@ def test_short_video_repeats_its_last_frame():
     """A 20-frame video and a 2 s window at 30 fps (60 frames): the window starts at frame 0 whatever the start,
     keeps its speed, and the indices past the end read the last frame."""
     u = torch.full((1, 8), 0.7, dtype=torch.float64)
-    window = data.clip_indices(spec(sampler='window', num_frames=8, clip_seconds=2.0), 20, 30, u)
+    window = decode.clip_indices(spec(sampler='window', num_frames=8, clip_seconds=2.0), 20, 30, u)
     assert window.tolist() == [[3, 11, 18, 19, 19, 19, 19, 19]]  # centres 3.75, 11.25, 18.75, 26.25, ...
-    stride = data.clip_indices(spec(sampler='stride', num_frames=8, frame_stride=8), 20, 30, u)
+    stride = decode.clip_indices(spec(sampler='stride', num_frames=8, frame_stride=8), 20, 30, u)
     assert stride.tolist() == [[0, 8, 16, 19, 19, 19, 19, 19]]
 
 
 def test_segments_cover_the_whole_video():
     s = spec(sampler='segments', num_frames=4)
-    centres = data.clip_indices(s, 100, 25, data.eval_positions('segments', 1, 4))
+    centres = decode.clip_indices(s, 100, 25, decode.eval_positions('segments', 1, 4))
     assert centres.tolist() == [[12, 37, 62, 87]]
     torch.manual_seed(0)
     for _ in range(20):  # training: a random frame in each segment
-        indices = data.clip_indices(s, 100, 25, data.train_positions('segments', 4))[0]
+        indices = decode.clip_indices(s, 100, 25, decode.train_positions('segments', 4))[0]
         assert all(25 * k <= i < 25 * (k + 1) for k, i in enumerate(indices.tolist()))
-    views = data.clip_indices(s, 100, 25, data.eval_positions('segments', 2, 4))
+    views = decode.clip_indices(s, 100, 25, decode.eval_positions('segments', 2, 4))
     assert views.tolist() == [[6, 31, 56, 81], [18, 43, 68, 93]]  # 2 views: offsets 1/4 and 3/4 of each segment
-    assert data.clip_indices(s, 3, 25, data.eval_positions('segments', 1, 4)).tolist() == [[0, 1, 1, 2]]
+    assert decode.clip_indices(s, 3, 25, decode.eval_positions('segments', 1, 4)).tolist() == [[0, 1, 1, 2]]
 
 
 def test_eval_positions_and_train_positions():
-    assert data.eval_positions('window', 3, 2).tolist() == [[0.0, 0.0], [0.5, 0.5], [1.0, 1.0]]
-    assert data.eval_positions('stride', 1, 2).tolist() == [[0.5, 0.5]]
+    assert decode.eval_positions('window', 3, 2).tolist() == [[0.0, 0.0], [0.5, 0.5], [1.0, 1.0]]
+    assert decode.eval_positions('stride', 1, 2).tolist() == [[0.5, 0.5]]
     torch.manual_seed(3)
-    u = data.train_positions('window', 4)
+    u = decode.train_positions('window', 4)
     assert u.shape == (1, 4) and len(set(u[0].tolist())) == 1       # one start for the window
-    u = data.train_positions('segments', 4)
+    u = decode.train_positions('segments', 4)
     assert u.shape == (1, 4) and len(set(u[0].tolist())) == 4       # one offset per segment
 
 
 def test_segment_of_the_video():
     """A time segment (ActivityNet) restricts the clip to its frames, clamped to the video's end."""
     s = spec(sampler='segments', num_frames=4)
-    first, count = data._segment_frames((2.0, 3.0), 25, 100)
+    first, count = decode._segment_frames((2.0, 3.0), 25, 100)
     assert (first, count) == (50, 25)
-    indices = first + data.clip_indices(s, count, 25, data.eval_positions('segments', 1, 4))
+    indices = first + decode.clip_indices(s, count, 25, decode.eval_positions('segments', 1, 4))
     assert ((50 <= indices) & (indices < 75)).all()
-    assert data._segment_frames((3.5, 9.0), 25, 100) == (87, 13)   # past the end: cut at the last frame
-    assert data._segment_frames(None, 25, 100) == (0, 100)
+    assert decode._segment_frames((3.5, 9.0), 25, 100) == (87, 13)   # past the end: cut at the last frame
+    assert decode._segment_frames(None, 25, 100) == (0, 100)
 
 
 @pytest.mark.parametrize('sampler', ['window', 'stride', 'segments'])
 def test_video_dataset_samplers_and_views(sampler, tmp_path):
     root = tmp_path / 'ucf'
-    data.write_synthetic_ucf101(root, classes=('MoveLeft', 'Grow'), groups=8, clips=1, seconds=1.0)
+    synthetic.write_synthetic_ucf101(root, classes=('MoveLeft', 'Grow'), groups=8, clips=1, seconds=1.0)
     cfg = SimpleNamespace(img_size=32, mean=(0.5,) * 3, std=(0.25,) * 3, num_workers=0, seed=0, device='cpu',
                           num_temporal_clips=3, num_spatial_crops=1, grad_accum=1, sampling='round_robin')
     s = data.dataset_spec('u', dict(format='ucf101', root=str(root), sampler=sampler, num_frames=4,
@@ -312,7 +315,7 @@ def test_video_dataset_samplers_and_views(sampler, tmp_path):
 
 def test_colour_jitter_is_drawn_from_the_sample_seed(tmp_path):
     root = tmp_path / 'tiny'
-    data.write_synthetic_tinyimagenet(root, num_classes=2, train_per_class=2, val_per_class=1)
+    synthetic.write_synthetic_tinyimagenet(root, num_classes=2, train_per_class=2, val_per_class=1)
     cfg = SimpleNamespace(img_size=64, mean=(0.5,) * 3, std=(0.25,) * 3, num_workers=0, seed=0, device='cpu',
                           num_temporal_clips=1, num_spatial_crops=1)
     samples, classes = data.read_tinyimagenet(root, 'train')
@@ -343,7 +346,7 @@ def test_dataset_spec_checks_new_keys():
 
 
 def test_frame_folder_path():
-    assert data.frame_folder('/d/ucf', '/d/ucf/UCF-101/Run/v_Run_g01_c01.avi') == \
+    assert decode.frame_folder('/d/ucf', '/d/ucf/UCF-101/Run/v_Run_g01_c01.avi') == \
         data.Path('/d/ucf/frames/UCF-101/Run/v_Run_g01_c01')
 
 
@@ -352,27 +355,27 @@ def test_frame_folders_pick_the_right_files(tmp_path):
     folder = tmp_path / 'frames' / 'v'
     folder.mkdir(parents=True)
     for n in range(1, 31):  # 30 frames, frame n painted grey level 8 n
-        data.Image.new('RGB', (16, 12), (8 * n,) * 3).save(folder / data.FRAME_NAME.format(n), quality=95)
+        Image.new('RGB', (16, 12), (8 * n,) * 3).save(folder / decode.FRAME_NAME.format(n), quality=95)
     s = spec(sampler='stride', num_frames=4, frame_stride=2, frames=True, frames_fps=15)
-    clips = data.read_frame_clips(folder, s, torch.zeros(1, 4, dtype=torch.float64))  # stride 1 at 15 fps
+    clips = decode.read_frame_clips(folder, s, torch.zeros(1, 4, dtype=torch.float64))  # stride 1 at 15 fps
     assert clips.shape == (1, 4, 3, 12, 16)
     numbers = (clips[0, :, 0].float().mean((1, 2)) / 8).round().long()
     assert numbers.tolist() == [1, 2, 3, 4]
-    end = data.read_frame_clips(folder, s, torch.ones(1, 4, dtype=torch.float64), segment=(0.0, 1.0))
+    end = decode.read_frame_clips(folder, s, torch.ones(1, 4, dtype=torch.float64), segment=(0.0, 1.0))
     assert ((end[0, :, 0].float().mean((1, 2)) / 8).round().long()).tolist() == [12, 13, 14, 15]  # within 1 s
-    with pytest.raises(data.UnreadableSample, match=str(tmp_path / 'frames' / 'absent')):
-        data.read_frame_clips(tmp_path / 'frames' / 'absent', s, torch.zeros(1, 4, dtype=torch.float64))
+    with pytest.raises(decode.UnreadableSample, match=str(tmp_path / 'frames' / 'absent')):
+        decode.read_frame_clips(tmp_path / 'frames' / 'absent', s, torch.zeros(1, 4, dtype=torch.float64))
 
 
 def test_frame_folders_match_the_videos(tmp_path):
     """A dataset read from its extracted frames (frames=True) gives the clips of the videos, up to JPEG."""
     root = tmp_path / 'hmdb'
-    data.write_synthetic_hmdb51(root, classes=('MoveLeft', 'Grow'), videos_per_class=4, seconds=1.0)
-    data.write_frame_folders(root)
+    synthetic.write_synthetic_hmdb51(root, classes=('MoveLeft', 'Grow'), videos_per_class=4, seconds=1.0)
+    decode.write_frame_folders(root)
     cfg = SimpleNamespace(img_size=48, mean=(0.0,) * 3, std=(1.0,) * 3, num_workers=0, seed=0, device='cpu',
                           num_temporal_clips=2, num_spatial_crops=1)
     samples, classes = data.read_hmdb51(root, 'train')
-    assert len(list(data.frame_folder(root, samples[0][0]).glob('img_*.jpg'))) == 25
+    assert len(list(decode.frame_folder(root, samples[0][0]).glob('img_*.jpg'))) == 25
     common = dict(format='hmdb51', root=str(root), num_frames=4, clip_seconds=0.6)
     videos = data.VideoDataset(samples, classes, False, data.dataset_spec('h', common), cfg)
     frames = data.VideoDataset(samples, classes, False, data.dataset_spec('h', {**common, 'frames': True,

@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 
 import config
-import data
 import eval as eval_py
+import synthetic
 from eval import FRAME_ORDERS, evaluate, evaluate_frame_orders, frame_orders
 from model import VisionTransformer
 
@@ -179,7 +179,7 @@ def test_eval_main_writes_frame_order_tables(tmp_path, capsys, monkeypatch):
     """eval.py --temporal_tests=True on a tiny checkpoint: the tables are printed and saved in eval.json, and the
     normal order reproduces the plain evaluation exactly."""
     root = tmp_path / 'motions'
-    data.write_synthetic_ucf101(root, classes=('MoveLeft', 'MoveRight'), groups=8, clips=1, seconds=1.0)
+    synthetic.write_synthetic_ucf101(root, classes=('MoveLeft', 'MoveRight'), groups=8, clips=1, seconds=1.0)
     out = tmp_path / 'run'
     out.mkdir()
     argv = [f'--out_dir={out}', '--num_workers=0', '--device=cpu', '--img_size=16', '--patch_size=8', '--dim=16',

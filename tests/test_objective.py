@@ -2,7 +2,6 @@
 gather of the informative loss across processes against one process holding the whole batch."""
 
 import math
-import os
 import types
 
 import pytest

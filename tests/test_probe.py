@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import config
-import data
 import probe
+import synthetic
 from model import build_model
 
 
@@ -65,7 +65,7 @@ def test_backbone_fingerprint_ignores_the_heads_only():
 @pytest.fixture
 def run(tmp_path):
     """A tiny checkpoint trained on nothing, whose config names a tiny synthetic image dataset (3 classes)."""
-    data.write_synthetic_tinyimagenet(tmp_path / 'shapes', num_classes=3, train_per_class=8, val_per_class=4, size=16)
+    synthetic.write_synthetic_tinyimagenet(tmp_path / 'shapes', num_classes=3, train_per_class=8, val_per_class=4, size=16)
     out = tmp_path / 'run'
     out.mkdir()
     argv = [f'--out_dir={out}', '--num_workers=0', '--device=cpu', '--img_size=16', '--patch_size=8', '--dim=16',
@@ -112,7 +112,7 @@ def test_features_are_cached_reused_and_invalidated(run, monkeypatch):
 def test_probe_of_another_dataset_a_to_b(run, tmp_path):
     """A -> B: the target need not be one of the run's datasets; probe.json keeps one entry per target."""
     out, _, _ = run
-    data.write_synthetic_imagefolder(tmp_path / 'folders', num_classes=4, train_per_class=5, val_per_class=2, size=16)
+    synthetic.write_synthetic_imagefolder(tmp_path / 'folders', num_classes=4, train_per_class=5, val_per_class=2, size=16)
     probe.main([f'--out_dir={out}'])
     probe.main([f'--out_dir={out}', f"--probe_datasets={{'folders': {{'format': 'imagefolder', "
                                     f"'root': '{tmp_path / 'folders'}'}}}}"])

@@ -15,6 +15,8 @@ import torch
 from PIL import Image
 
 import data
+import decode
+import synthetic
 
 CLASSES = ('MoveLeft', 'Grow', 'BounceBall')  # 3 of the 6 synthetic video classes keep the writers fast
 VIDEO = dict(classes=CLASSES, seconds=1.0)  # 64 x 48 frames, the renderer's smallest sensible size
@@ -48,15 +50,15 @@ def folder_of(path):
 def roots(tmp_path_factory):
     """One small synthetic copy of every new format, written once for this module."""
     base = tmp_path_factory.mktemp('readers')
-    data.write_synthetic_imagefolder(base / 'imagefolder', num_classes=3, train_per_class=2, val_per_class=1,
+    synthetic.write_synthetic_imagefolder(base / 'imagefolder', num_classes=3, train_per_class=2, val_per_class=1,
                                      size=32)
-    data.write_synthetic_cifar100(base / 'cifar100', num_classes=4, train_per_class=3, test_per_class=2)
-    data.write_synthetic_hmdb51(base / 'hmdb51', videos_per_class=4, **VIDEO)
-    data.write_synthetic_kinetics(base / 'kinetics', train_per_class=2, val_per_class=1, **VIDEO)
-    data.write_synthetic_ssv2(base / 'ssv2', train_per_class=2, val_per_class=1, **VIDEO)
-    data.write_synthetic_moments(base / 'moments', train_per_class=2, val_per_class=1, **VIDEO)
-    data.write_synthetic_minikinetics(base / 'minikinetics', train_per_class=4, val_per_class=1, **VIDEO)
-    data.write_synthetic_activitynet(base / 'activitynet', classes=CLASSES, train_per_class=2, val_per_class=1,
+    synthetic.write_synthetic_cifar100(base / 'cifar100', num_classes=4, train_per_class=3, test_per_class=2)
+    synthetic.write_synthetic_hmdb51(base / 'hmdb51', videos_per_class=4, **VIDEO)
+    synthetic.write_synthetic_kinetics(base / 'kinetics', train_per_class=2, val_per_class=1, **VIDEO)
+    synthetic.write_synthetic_ssv2(base / 'ssv2', train_per_class=2, val_per_class=1, **VIDEO)
+    synthetic.write_synthetic_moments(base / 'moments', train_per_class=2, val_per_class=1, **VIDEO)
+    synthetic.write_synthetic_minikinetics(base / 'minikinetics', train_per_class=4, val_per_class=1, **VIDEO)
+    synthetic.write_synthetic_activitynet(base / 'activitynet', classes=CLASSES, train_per_class=2, val_per_class=1,
                                      seconds=3.0)
     return base
 
@@ -67,7 +69,7 @@ def roots(tmp_path_factory):
 
 def test_imagefolder_synthetic(roots):
     samples, classes = data.read_imagefolder(roots / 'imagefolder', 'train')
-    assert classes == sorted(f"{c}_{s}" for c, s in data.TINY_CLASSES[:3])
+    assert classes == sorted(f"{c}_{s}" for c, s in synthetic.TINY_CLASSES[:3])
     assert len(samples) == 3 * 2
     assert all(classes[label] == folder_of(path) and Path(path).is_file() for path, label in samples)
     val, val_classes = data.read_imagefolder(roots / 'imagefolder', 'val')
@@ -103,7 +105,7 @@ def write_cifar(root, rows, labels, names):
 
 def test_cifar_synthetic(roots):
     samples, classes = data.read_cifar100(roots / 'cifar100', 'train')
-    assert classes == [f"{c}_{s}" for c, s in data.TINY_CLASSES[:4]]
+    assert classes == [f"{c}_{s}" for c, s in synthetic.TINY_CLASSES[:4]]
     assert [i for i, _ in samples] == list(range(4 * 3))
     assert sorted(y for _, y in samples) == sorted([0, 1, 2, 3] * 3)
     with open(roots / 'cifar100' / 'cifar-100-python' / 'test', 'rb') as f:
@@ -183,7 +185,7 @@ def test_hmdb_bad_mark(tmp_path):
 
 def test_kinetics_synthetic_and_decode(roots):
     samples, classes = data.read_kinetics(roots / 'kinetics', 'train')
-    names = sorted(data.KINETICS_NAMES[c] for c in CLASSES)
+    names = sorted(synthetic.KINETICS_NAMES[c] for c in CLASSES)
     assert classes == names and len(samples) == 3 * 2
     assert all(Path(p).is_file() and folder_of(p) == classes[y] for p, y in samples)
     assert all(re.fullmatch(r"[\w-]{11}_\d{6}_\d{6}\.mp4", Path(p).name) for p, _ in samples)
@@ -191,8 +193,8 @@ def test_kinetics_synthetic_and_decode(roots):
     with av.open(path) as container:
         kinds = sorted((s.type, s.codec_context.name) for s in container.streams)
     assert kinds == [('audio', 'aac'), ('video', 'h264')]
-    clips = data.read_clips(path, dict(sampler='window', num_frames=4, clip_seconds=0.5),
-                            data.eval_positions('window', 2, 4))  # the first and the last window
+    clips = decode.read_clips(path, dict(sampler='window', num_frames=4, clip_seconds=0.5),
+                            decode.eval_positions('window', 2, 4))  # the first and the last window
     assert clips.shape == (2, 4, 3, 48, 64) and clips.dtype == torch.uint8
     assert not torch.equal(clips[0], clips[1])  # two different windows of a moving shape
 
@@ -263,14 +265,14 @@ def test_kinetics_bad_rows_name_file_and_line(tmp_path, split, text, line):
 
 def test_ssv2_synthetic_and_decode_webm(roots):
     samples, classes = data.read_ssv2(roots / 'ssv2', 'train')
-    assert classes == [data.SSV2_TEMPLATES[c].replace('[', '').replace(']', '') for c in CLASSES]
+    assert classes == [synthetic.SSV2_TEMPLATES[c].replace('[', '').replace(']', '') for c in CLASSES]
     assert not any('[' in c or ']' in c for c in classes)
     assert len(samples) == 3 * 2 and all(Path(p).is_file() and p.endswith('.webm') for p, _ in samples)
     assert [y for _, y in samples] == [0, 0, 1, 1, 2, 2]
     with av.open(samples[0][0]) as container:
         assert container.streams.video[0].codec_context.name == 'vp9'
-    clips = data.read_clips(samples[0][0], dict(sampler='window', num_frames=4, clip_seconds=0.5),
-                            data.eval_positions('window', 1, 4))
+    clips = decode.read_clips(samples[0][0], dict(sampler='window', num_frames=4, clip_seconds=0.5),
+                            decode.eval_positions('window', 1, 4))
     assert clips.shape == (1, 4, 3, 48, 64) and clips.dtype == torch.uint8
 
 
@@ -296,7 +298,7 @@ def test_ssv2_brackets_and_unknown_class(tmp_path):
 
 def test_moments_synthetic(roots):
     samples, classes = data.read_moments(roots / 'moments', 'train')
-    assert classes == [data.MOMENTS_NAMES[c] for c in CLASSES]
+    assert classes == [synthetic.MOMENTS_NAMES[c] for c in CLASSES]
     assert len(samples) == 3 * 2
     assert all(Path(p).is_file() and folder_of(p) == classes[y] and '/training/' in p for p, y in samples)
     val, _ = data.read_moments(roots / 'moments', 'val')
@@ -327,13 +329,17 @@ def test_moments_categories_without_index_and_bad_rows(tmp_path):
 # all formats
 
 
+def test_every_format_has_a_writer():
+    assert set(synthetic.WRITERS) == set(data.FORMATS)
+
+
 @pytest.mark.parametrize('fmt', ['imagefolder', 'cifar100', 'hmdb51', 'kinetics', 'ssv2', 'moments', 'minikinetics',
                                  'activitynet'])
 def test_formats_registered_and_missing_root_named(fmt, tmp_path):
-    kind, read, write_synthetic = data.FORMATS[fmt]
-    assert kind in data.DATASETS and callable(write_synthetic)
+    kind, read = data.FORMATS[fmt]
+    assert kind in data.DATASETS and callable(synthetic.WRITERS[fmt])
     spec = data.dataset_spec(fmt, dict(format=fmt, root=str(tmp_path / 'absent')))
-    with pytest.raises(FileNotFoundError, match=f"python data.py {fmt} "):
+    with pytest.raises(FileNotFoundError, match=f"python synthetic.py {fmt} "):
         read(spec, 'train')
 
 
@@ -353,7 +359,7 @@ def test_minikinetics_synthetic(roots):
     train, classes = data.read_minikinetics(root, 'train')
     val, val_classes = data.read_minikinetics(root, 'val')
     everything, all_classes = data.read_kinetics(root, 'train')
-    assert classes == val_classes == sorted(data.KINETICS_NAMES[c] for c in CLASSES[:-1])  # the listed classes
+    assert classes == val_classes == sorted(synthetic.KINETICS_NAMES[c] for c in CLASSES[:-1])  # the listed classes
     assert len(all_classes) == 3 and len(everything) == 3 * 4
     assert len(train) == 2 * 3 and len(val) == 2 * 1  # three in four training clips of two classes
     listed = set((root / 'train_ytid_list.txt').read_text().split())
@@ -389,7 +395,7 @@ def test_activitynet_synthetic(roots):
     root = roots / 'activitynet'
     train, classes = data.read_activitynet(root, 'train')
     val, val_classes = data.read_activitynet(root, 'val')
-    assert classes == val_classes == sorted(data.ACTIVITYNET_NAMES[c] for c in CLASSES)
+    assert classes == val_classes == sorted(synthetic.ACTIVITYNET_NAMES[c] for c in CLASSES)
     # per class: video 0 has one segment, video 1 two; validation: one video with one segment
     assert len(train) == 3 * 3 and len(val) == 3 * 1
     names = {Path(p).name for p, _, _ in train + val}
@@ -410,9 +416,9 @@ def test_activitynet_clips_come_from_the_segment(roots):
     paths = [p for p, _, _ in samples]
     path, _, (t0, t1) = next(s for s in samples if s[2][0] >= 0.6 and paths.count(s[0]) == 1)  # one late segment
     spec = dict(sampler='window', num_frames=4, clip_seconds=0.5)
-    u = data.eval_positions('window', 2, 4)
-    inside = data.read_clips(path, spec, u, (t0, t1)).float()   # (2, 4, 3, H, W)
-    before = data.read_clips(path, spec, u, (0.0, t0)).float()
+    u = decode.eval_positions('window', 2, 4)
+    inside = decode.read_clips(path, spec, u, (t0, t1)).float()   # (2, 4, 3, H, W)
+    before = decode.read_clips(path, spec, u, (0.0, t0)).float()
     def motion(clip):
         return (clip[:, 1:] - clip[:, :-1]).abs().mean()
     assert motion(before) < 0.5 and motion(inside) > 2.0
@@ -474,7 +480,7 @@ def test_frame_folders_replace_the_videos(roots, tmp_path):
     frames kept, as on many clusters) reads and loads the same samples."""
     for name in ('minikinetics', 'activitynet'):
         shutil.copytree(roots / name, tmp_path / name)
-        data.write_frame_folders(tmp_path / name)
+        decode.write_frame_folders(tmp_path / name)
         expected = {split: data.FORMATS[name][1](data.dataset_spec(name, dict(format=name, root=str(tmp_path / name))),
                                                  split) for split in ('train', 'val')}
         for video in list((tmp_path / name).rglob('*.mp4')):

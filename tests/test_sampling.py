@@ -8,6 +8,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 import data
+import synthetic
 
 
 class Numbers(Dataset):
@@ -88,7 +89,7 @@ def test_mixed_dataset_labels_each_sample_with_its_dataset():
 
 def test_make_train_loaders_groups_same_shape_datasets_when_mixed(tmp_path):
     for name in ('p', 'q'):
-        data.write_synthetic_tinyimagenet(tmp_path / name, num_classes=2, train_per_class=6, val_per_class=1, size=16)
+        synthetic.write_synthetic_tinyimagenet(tmp_path / name, num_classes=2, train_per_class=6, val_per_class=1, size=16)
     specs = {n: data.dataset_spec(n, dict(format='tinyimagenet', root=str(tmp_path / n), batch_size=b))
              for n, b in (('p', 2), ('q', 3))}
     cfg = types.SimpleNamespace(sampling='mixed', grad_accum=1, seed=0, num_workers=0, device='cpu', img_size=16,

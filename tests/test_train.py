@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import data
+import synthetic
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -18,8 +18,8 @@ def datasets(tmp_path_factory):
     """A 4-class image set (Tiny-ImageNet layout) and a 4-class video set (UCF101 layout), small enough to train
     in seconds; the video classes include a motion-only pair (MoveLeft / MoveRight)."""
     root = tmp_path_factory.mktemp('data')
-    data.write_synthetic_tinyimagenet(root / 'shapes', seed=0, num_classes=4, train_per_class=32, val_per_class=8)
-    data.write_synthetic_ucf101(root / 'motions', seed=0, classes=('MoveLeft', 'MoveRight', 'BounceBall', 'BounceBox'),
+    synthetic.write_synthetic_tinyimagenet(root / 'shapes', seed=0, num_classes=4, train_per_class=32, val_per_class=8)
+    synthetic.write_synthetic_ucf101(root / 'motions', seed=0, classes=('MoveLeft', 'MoveRight', 'BounceBall', 'BounceBox'),
                                 groups=25, clips=1, seconds=1.6)
     return root
 

@@ -1,0 +1,333 @@
+"""
+From files to pixels: images with PIL, videos with PyAV, folders of extracted frames, and the clip samplers that
+choose which frames of a video a clip holds.
+
+A video is decoded from the key frame before a clip up to the clip's last frame only, skipping the frames that no
+other frame refers to unless they are shown (see _shown_frames); several clips of one video less than a second
+apart are read in one pass. Three samplers map positions in [0, 1) to frame indices (see clip_indices): a fixed
+duration ('window', IV-ViT and the DRL supplement), a fixed stride ('stride', MViT's 16x4) and TSN-style segments.
+
+A file that cannot be read raises UnreadableSample naming it; data.py's datasets replace such a sample by another
+(see the bad-input policy in data.py).
+"""
+
+import contextlib
+import math
+import os
+from pathlib import Path
+
+import av
+from av.video.reformatter import VideoReformatter
+import numpy as np
+import torch
+from PIL import Image
+from torchvision.transforms.v2 import functional as TF
+
+
+class UnreadableSample(RuntimeError):
+    """A sample that cannot be read (missing, empty, truncated, undecodable, no video stream). Datasets replace
+    such a sample by another (see the module docstring); any other exception is a bug and stops the run."""
+
+
+@contextlib.contextmanager
+def _reading(path):
+    """Turn any failure to read one sample into an UnreadableSample naming the file, chained to the cause.
+    (PIL reports some broken files with SyntaxError or EOFError.)"""
+    try:
+        yield
+    except (OSError, ValueError, EOFError, SyntaxError, av.error.FFmpegError, Image.DecompressionBombError) as e:
+        raise UnreadableSample(f"cannot read {path}: {type(e).__name__}: {e}") from e
+
+
+def read_image(path):
+    """An image as uint8 (3, H, W); grayscale, palette, CMYK and alpha images all become RGB."""
+    with _reading(path), Image.open(path) as image:
+        return TF.pil_to_tensor(image.convert('RGB'))
+
+
+# Clip samplers. A video is seen on the grid of its average frame rate fps: index i stands for the interval
+# [i / fps, (i + 1) / fps) from the start of the stream and reads the frame on screen in its middle (see
+# _frame_times), which in a constant-frame-rate video is frame i. Each sampler maps positions u (K clips, T
+# frames) in [0, 1) to indices (K, T) of a video of video_frames frames. Where a window is longer than the
+# video, the indices past its end are clamped: a short video's clip repeats its last frame rather than play
+# at another speed (a clip keeps its duration, so that motion has one speed in every clip).
+
+REFERENCE_FPS = 30  # the 'stride' sampler's frame_stride counts frames of a 30 fps video, as MViT's 16x4
+SAMPLERS = ('window', 'stride', 'segments')
+
+
+def _spread(video_frames, window, num_frames, start, phase):
+    """
+    num_frames indices evenly over a window of `window` frames (a float) that starts at start * (video_frames -
+    window), start (K, 1) or a number in [0, 1]: at the centres of num_frames equal parts of the window
+    (phase 0.5) or at their beginnings (phase 0). Returns (K, num_frames).
+    """
+    start = torch.as_tensor(start, dtype=torch.float64).reshape(-1, 1)             # (K, 1)
+    first = start * max(0.0, video_frames - window)                                 # (K, 1)
+    steps = (torch.arange(num_frames, dtype=torch.float64) + phase) * (window / num_frames)  # (T,)
+    return (first + steps).floor().long().clamp(0, video_frames - 1)               # (K, T)
+
+
+def window_indices(video_frames, fps, num_frames, clip_seconds, start):
+    """IV-ViT: num_frames frames at the centres of equal parts of a clip_seconds window. The window is counted
+    in seconds, so its number of frames follows the video's fps: clips of one duration whatever the frame rate,
+    the adaptive frame rate of the DRL supplement. (K, T) for start (K, 1)."""
+    return _spread(video_frames, clip_seconds * float(fps), num_frames, start, 0.5)
+
+
+def stride_indices(video_frames, fps, num_frames, frame_stride, start):
+    """MViT, MultiTrain: num_frames frames, frame_stride frames apart in a 30 fps video (32x3, 16x4). The stride
+    scales with the video's fps (6 in a 60 fps video for frame_stride 3), so that a clip spans num_frames *
+    frame_stride / 30 seconds in every video. (K, T) for start (K, 1)."""
+    stride = frame_stride * float(fps) / REFERENCE_FPS
+    return _spread(video_frames, num_frames * stride, num_frames, start, 0.0)
+
+
+def segment_indices(video_frames, num_frames, offsets):
+    """CoVeR, SSv2 (TSN's segments): the whole video cut into num_frames equal segments, one frame from each at
+    offsets (K, T) in [0, 1) of the segments (random in training, 0.5: the centres). A video of fewer than
+    num_frames frames shows some of them twice. Returns (K, T)."""
+    parts = torch.arange(num_frames, dtype=torch.float64) + offsets.double()            # (K, T)
+    return (parts * (video_frames / num_frames)).floor().long().clamp(0, video_frames - 1)  # (K, T)
+
+
+def clip_indices(spec, video_frames, fps, u):
+    """Indices (K, T) of K clips of spec's sampler at positions u (K, T) in [0, 1): a 'window' or 'stride'
+    clip starts its window at u[:, 0], a 'segments' clip takes u[k, t] into segment t."""
+    if spec['sampler'] == 'window':
+        return window_indices(video_frames, fps, spec['num_frames'], spec['clip_seconds'], u[:, :1])
+    if spec['sampler'] == 'stride':
+        return stride_indices(video_frames, fps, spec['num_frames'], spec['frame_stride'], u[:, :1])
+    return segment_indices(video_frames, spec['num_frames'], u)
+
+
+def train_positions(sampler, num_frames):
+    """Random positions (1, T) of a training clip from the global RNG (the dataset seeds it per sample): one
+    start for a window, one offset per segment."""
+    if sampler == 'segments':
+        return torch.rand(1, num_frames, dtype=torch.float64)
+    return torch.rand(1, 1).double().expand(1, num_frames)
+
+
+def eval_positions(sampler, num_clips, num_frames):
+    """Positions (K, T) of K evaluation clips: windows evenly from the start to the end of the video (a single
+    one: the centre); for 'segments', K offsets evenly inside the segments (a single one: their centres)."""
+    k = torch.arange(num_clips, dtype=torch.float64)
+    if sampler == 'segments':
+        u = (k + 0.5) / num_clips
+    else:
+        u = k / (num_clips - 1) if num_clips > 1 else k + 0.5
+    return u[:, None].expand(num_clips, num_frames)  # (K, T)
+
+
+def _segment_frames(segment, fps, video_frames):
+    """(first index, number of frames) of a time segment (t0, t1) in seconds of a video, or of the whole video
+    for None; a segment that runs past the end (annotations are not exact) is cut at the last frame."""
+    if segment is None:
+        return 0, video_frames
+    first = min(video_frames - 1, max(0, math.floor(segment[0] * fps)))
+    return first, max(1, min(video_frames, math.ceil(segment[1] * fps)) - first)
+
+
+def _first_video_stream(container):
+    """The first video stream and its average frame rate."""
+    if not container.streams.video:
+        raise ValueError("no video stream")
+    stream = container.streams.video[0]
+    fps = stream.average_rate or stream.guessed_rate
+    if not fps:
+        raise ValueError("unknown frame rate")
+    return stream, float(fps)
+
+
+def _video_stream(container):
+    """
+    The first video stream, its average frame rate, its length in frames on that grid and the grid's origin.
+    The length comes from the stream's duration, else the container's (WebM headers hold no frame count), else
+    from counting packets (demuxing is cheap: nothing is decoded; reading then seeks back, or reopens a file that
+    cannot seek). The origin is the pts of the first packet, the first frame shown: stream.start_time may be a
+    dts instead (XviD AVIs with B-frames show their first frame at pts 1, start_time 0). Opening the file has
+    buffered that packet already.
+    """
+    stream, fps = _first_video_stream(container)
+    packets = (packet for packet in container.demux(stream) if packet.size)
+    first = next(packets, None)
+    origin = first.pts if first is not None and first.pts is not None else stream.start_time or 0
+    if stream.duration:
+        frames = round(stream.duration * stream.time_base * fps)
+    elif container.duration:
+        frames = round(container.duration / av.time_base * fps)
+    else:
+        frames = (first is not None) + sum(1 for _ in packets)
+    if not frames:
+        raise ValueError("no frames")
+    return stream, fps, frames, origin
+
+
+def _frame_times(stream, fps, origin, indices):
+    """Timestamps (N,) in stream.time_base of grid indices (N,): the middles of their intervals after the first
+    frame's pts `origin`. In a constant-frame-rate video the frame on screen there is frame i, half a frame away
+    from rounding trouble; in a variable-frame-rate video it is the frame a viewer sees at that moment."""
+    seconds = (indices.double() + 0.5) / fps                                      # (N,)
+    return origin + (seconds / float(stream.time_base)).floor().long()            # (N,)
+
+
+def _packets(container, stream, seek_to, last):
+    """The video packets from the key frame at or before seek_to up to the first one decoded after `last`: as no
+    frame is shown before it is decoded (pts >= dts), no later packet can be on screen at or before `last`."""
+    container.seek(seek_to, stream=stream, backward=True)
+    packets = []
+    for packet in container.demux(stream):
+        if packet.size:  # the demuxer ends with an empty packet
+            packets.append(packet)
+            if packet.dts is not None and packet.dts > last:
+                break
+    return packets
+
+
+def _shown_frames(container, stream, times):
+    """
+    {time: frame} for sorted distinct timestamps `times` (a numpy int64 array): the frame on screen at each,
+    i.e. the one with the largest pts <= time. It decodes as little as it can:
+      1. seek to the key frame at or before times[0] (decoding has to start at a key frame), or one further
+         back when times[0] is before that key frame's pts: the B-frames shown just before a key frame may
+         refer to the frames before it (open GOPs, XviD);
+      2. demux (cheap: nothing is decoded) up to the first packet decoded after times[-1] (see _packets);
+      3. the packets' pts tell which frames are shown; the others are decoded with skip_frame='NONREF', so that
+         the frames no other frame refers to (most B-frames) are skipped: the reference frames, hence the
+         shown ones, come out bit-exact, at about half the work.
+    Returns None when the packets cannot show every time (the file cannot seek, no key frame where the demuxer
+    landed, or the decoder dropped a frame it was asked for): the caller then decodes from the start.
+    """
+    seek_to, landed = int(times[0]), None
+    for _ in range(4):
+        try:
+            packets = _packets(container, stream, seek_to, times[-1])
+        except av.error.FFmpegError:  # a file without an index may not seek at all
+            return None
+        if not packets or not packets[0].is_keyframe or packets[0].pts is None:
+            return None
+        key = packets[0]
+        if times[0] >= key.pts or key.pts == landed:  # at the stream's first key frame nothing is shown before it
+            break
+        landed, seek_to = key.pts, min(key.pts, key.pts if key.dts is None else key.dts) - 1
+    else:
+        return None
+    pts = np.sort([p.pts for p in packets if p.pts is not None]).astype(np.int64)  # (P,)
+    where = np.searchsorted(pts, times, side='right') - 1  # (N,): the last packet to start at or before each time
+    shown = pts[np.maximum(where, 0)]                       # (N,); times before the first frame show it
+    wanted = set(shown.tolist())
+    codec, frames = stream.codec_context, {}
+    for packet in packets:
+        codec.skip_frame = 'DEFAULT' if packet.pts is None or packet.pts in wanted else 'NONREF'
+        frames.update((frame.pts, frame) for frame in codec.decode(packet) if frame.pts in wanted)
+    codec.skip_frame = 'DEFAULT'
+    frames.update((frame.pts, frame) for frame in codec.decode(None) if frame.pts in wanted)  # what it still holds
+    if len(frames) < len(wanted):
+        return None
+    return {t: frames[s] for t, s in zip(times.tolist(), shown.tolist())}
+
+
+def _shown_frames_from_start(path, times, origin):
+    """The sure way, for files whose seeking or timestamps cannot be trusted: decode every frame from the start.
+    A frame without a pts is placed on the frame-rate grid from `origin` by its number; times before the first
+    frame show it, times past the end the last frame."""
+    with av.open(str(path)) as container:
+        stream, fps = _first_video_stream(container)
+        frames, previous, i = {}, None, 0
+        for n, frame in enumerate(container.decode(stream)):
+            pts = frame.pts if frame.pts is not None else origin + int(n / fps / stream.time_base)
+            while i < len(times) and times[i] < pts:
+                frames[int(times[i])] = frame if previous is None else previous
+                i += 1
+            if i == len(times):
+                break
+            previous = frame
+    if previous is None and not frames:
+        raise ValueError("no frame could be decoded")
+    frames.update((int(t), previous) for t in times[i:])
+    return frames
+
+
+# Windows of one video further apart than this are read with a seek each; closer ones in one forward pass. A
+# seek costs decoding from the key frame before the window: half a key-frame interval on average, about 1 s in
+# YouTube-style videos (a key frame every 2 s). Decoding across a gap costs the gap (less the skipped frames).
+SEEK_GAP_SECONDS = 1.0
+
+
+def _decode(path, container, stream, fps, origin, indices):
+    """Frames at grid indices (N,) as uint8 (N, 3, H, W): the sorted distinct timestamps, in groups no more than
+    SEEK_GAP_SECONDS apart, each read by one seek and one forward pass (see _shown_frames). Only the frames
+    returned are converted to RGB, each once."""
+    times = _frame_times(stream, fps, origin, indices).numpy()                         # (N,)
+    distinct = np.unique(times)
+    groups = np.split(distinct, np.flatnonzero(np.diff(distinct) > SEEK_GAP_SECONDS / float(stream.time_base)) + 1)
+    shown = {}
+    for group in groups:
+        found = _shown_frames(container, stream, group)
+        if found is None:
+            shown = _shown_frames_from_start(path, distinct, origin)
+            break
+        shown.update(found)
+    rgb = VideoReformatter()  # one converter for the clip: frame.to_ndarray(format=...) builds one per frame
+    arrays = {id(frame): rgb.reformat(frame, format='rgb24').to_ndarray() for frame in shown.values()}
+    video = np.stack([arrays[id(shown[t])] for t in times.tolist()])  # (N, H, W, 3)
+    return torch.from_numpy(video).permute(0, 3, 1, 2)               # (N, 3, H, W)
+
+
+def read_video_frames(path, indices):
+    """Frames of a video at grid indices (N,) (index i: the frame on screen at (i + 1/2) / fps), uint8 (N, 3, H, W)."""
+    with _reading(path), av.open(str(path)) as container:
+        stream, fps, _, origin = _video_stream(container)
+        return _decode(path, container, stream, fps, origin, torch.as_tensor(indices))
+
+
+def read_clips(path, spec, u, segment=None):
+    """K clips of spec's sampler at positions u (K, T) (see clip_indices), inside the time segment (t0, t1) in
+    seconds when given (ActivityNet), decoded together: uint8 (K, T, 3, H, W)."""
+    with _reading(path), av.open(str(path)) as container:
+        stream, fps, count, origin = _video_stream(container)
+        first, frames = _segment_frames(segment, fps, count)
+        indices = first + clip_indices(spec, frames, fps, u)                    # (K, T)
+        video = _decode(path, container, stream, fps, origin, indices.flatten())  # (K*T, 3, H, W)
+    return video.view(*indices.shape, *video.shape[1:])                        # (K, T, 3, H, W)
+
+
+# Frame folders: <root>/frames/<video path relative to root, without its suffix>/img_00001.jpg, img_00002.jpg ...
+# (1-based, as `ffmpeg -i VIDEO FOLDER/img_%05d.jpg` and the usual extraction scripts write them).
+FRAME_NAME = 'img_{:05d}.jpg'
+VIDEO_SUFFIXES = ('.avi', '.mp4', '.webm', '.mkv')
+
+
+def frame_folder(root, path):
+    """The folder of extracted frames of video `path` (a path under root): <root>/frames/<relative path>/ without
+    the video's suffix, e.g. <root>/frames/UCF-101/Run/v_Run_g01_c01/ for <root>/UCF-101/Run/v_Run_g01_c01.avi."""
+    return Path(root) / 'frames' / Path(path).relative_to(root).with_suffix('')
+
+
+def read_frame_clips(folder, spec, u, segment=None):
+    """read_clips for a folder of extracted frames, at spec['frames_fps'] frames per second: frame i of the grid
+    is the folder's (i+1)-th image. Each distinct frame is read once: uint8 (K, T, 3, H, W)."""
+    folder = Path(folder)
+    with _reading(folder):
+        count = sum(1 for name in os.listdir(folder) if name.startswith('img_') and name.endswith('.jpg'))
+        if not count:
+            raise FileNotFoundError(f"no frames {FRAME_NAME.format(1)}, ... in the folder")
+    first, frames = _segment_frames(segment, spec['frames_fps'], count)
+    indices = first + clip_indices(spec, frames, spec['frames_fps'], u)  # (K, T)
+    distinct, inverse = indices.unique(return_inverse=True)              # (U,), (K, T)
+    images = torch.stack([read_image(folder / FRAME_NAME.format(i + 1)) for i in distinct.tolist()])  # (U, 3, H, W)
+    return images[inverse]                                               # (K, T, 3, H, W)
+
+
+def write_frame_folders(root, quality=90):
+    """Extract every video under root (suffixes VIDEO_SUFFIXES) into its frame folder (see frame_folder), every
+    frame at the video's own rate: a config reads them with frames=True and frames_fps = that rate."""
+    root = Path(root)
+    videos = sorted(p for p in root.rglob('*') if p.suffix in VIDEO_SUFFIXES)
+    for path in (p for p in videos if p.relative_to(root).parts[0] != 'frames'):
+        folder = frame_folder(root, path)
+        folder.mkdir(parents=True, exist_ok=True)
+        with av.open(str(path)) as container:
+            for n, frame in enumerate(container.decode(video=0), start=1):
+                frame.to_image().save(folder / FRAME_NAME.format(n), quality=quality)
