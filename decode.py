@@ -26,7 +26,7 @@ from torchvision.transforms.v2 import functional as TF
 
 class UnreadableSample(RuntimeError):
     """A sample that cannot be read (missing, empty, truncated, undecodable, no video stream). Datasets replace
-    such a sample by another (see the module docstring); any other exception is a bug and stops the run."""
+    such a sample by another (see the bad-input policy in data.py); any other exception is a bug and stops the run."""
 
 
 @contextlib.contextmanager
