@@ -56,7 +56,7 @@ DATASET_DEFAULTS = dict(
     fold=1,                 # official split number (UCF101, HMDB51: 1, 2 or 3)
     batch_size=32,          # per rank
     num_frames=8,           # frames per video clip
-    sampler='window',       # how a clip's frames are picked (see clip_indices): 'window' (IV-ViT: num_frames
+    sampler='window',       # how a clip's frames are picked (see decode.clip_indices): 'window' (IV-ViT: num_frames
                             # over clip_seconds), 'stride' (MViT, MultiTrain: every frame_stride-th frame at
                             # 30 fps), 'segments' (CoVeR, SSv2: one frame in each of num_frames parts of the video)
     clip_seconds=2.67,      # 'window': the clip's duration in seconds, whatever the video's fps
@@ -66,7 +66,7 @@ DATASET_DEFAULTS = dict(
     flip=True,              # random horizontal flip (off for direction-sensitive classes)
     color_jitter=0.0,       # strength of the random colour distortion in training (0 = off, at most 1)
     max_bad_fraction=0.01,  # stop when more than this fraction of the samples cannot be read
-    frames=False,           # read videos from folders of extracted frames (see frame_folder), not by decoding
+    frames=False,           # read videos from folders of extracted frames (see decode.frame_folder), not by decoding
     flat=False,             # Kinetics: clips directly in {train,val}/, not in {train,val}/<label>/
     frames_fps=None,        # frames=True: the rate at which the frames were extracted (a folder has none)
 )
@@ -338,7 +338,7 @@ def _kinetics_rows(path, keep=None):
 
 def _listing(root, folder, frames):
     """The names in `folder` (one listing per folder, not one stat per video); with frames=True those in its
-    counterpart under <root>/frames/, i.e. the videos that have a frame folder (see frame_folder)."""
+    counterpart under <root>/frames/, i.e. the videos that have a frame folder (see decode.frame_folder)."""
     if frames:
         folder = Path(root) / 'frames' / Path(folder).relative_to(root)
     return set(os.listdir(folder)) if folder.is_dir() else set()
