@@ -413,7 +413,7 @@ ACTIVITYNET_SUFFIXES = ('.mp4', '.mkv', '.webm')  # YouTube downloads come in al
 
 def _activitynet_database(path):
     """The checked 'database' of an ActivityNet JSON: {id: {'subset': ..., 'annotations': [{'label': str,
-    'segment': [t0, t1]}, ...]}} with 0 <= t0 < t1; a wrong entry is named by its place in the file."""
+    'segment': [t0, t1]}, ...]}} with 0 <= t0 <= t1; a wrong entry is named by its place in the file."""
     content = _json(path)
     database = content.get('database') if isinstance(content, dict) else None
     if not isinstance(database, dict):
@@ -425,9 +425,9 @@ def _activitynet_database(path):
             segment = a.get('segment') if isinstance(a, dict) else None
             if (not isinstance(a.get('label') if isinstance(a, dict) else None, str) or not isinstance(segment, list)
                     or len(segment) != 2 or not all(isinstance(t, (int, float)) for t in segment)
-                    or not 0 <= segment[0] < segment[1]):
+                    or not 0 <= segment[0] <= segment[1]):
                 raise ValueError(f"{path}: database/{video}/annotations/{k}: expected {{'label': name, 'segment': "
-                                 f"[t0, t1]}} with 0 <= t0 < t1 seconds: {a!r}")
+                                 f"[t0, t1]}} with 0 <= t0 <= t1 seconds: {a!r}")
     return database
 
 
@@ -440,7 +440,8 @@ def read_activitynet(root, split, frames=False):
         videos/v_<id>.mp4 or videos/<id>.mp4 (or .mkv, .webm), <id> being the youtube id
     Each annotated segment is one sample (path, label, (t0, t1)), its clips taken inside the segment (MultiTrain
     trims the segments). 'train' is subset training, 'val' validation (testing has no labels). The classes are
-    the sorted labels of the training segments. Videos missing on disk are skipped, as in read_kinetics.
+    the sorted labels of the training segments. Videos missing on disk are skipped, as in read_kinetics, and so
+    are segments of zero length (t0 == t1: the real v1.3 file has some, e.g. [0, 0]); both are counted and printed.
     """
     _check_split(split)
     root = _check_root(root, 'activitynet')
@@ -457,7 +458,7 @@ def read_activitynet(root, split, frames=False):
         stems = {name: name for name in names}
     else:
         stems = {os.path.splitext(n)[0]: n for n in names if os.path.splitext(n)[1] in ACTIVITYNET_SUFFIXES}
-    samples, missing = [], 0
+    samples, missing, empty = [], 0, []
     for video, annotations in videos.items():
         name = stems.get(f"v_{video}") or stems.get(video)
         if name is None:
@@ -467,12 +468,17 @@ def read_activitynet(root, split, frames=False):
             if a['label'] not in label_of:
                 raise ValueError(f"{path}: database/{video}/annotations/{k}: label {a['label']!r} has no "
                                  f"training segment")
+            if a['segment'][0] == a['segment'][1]:
+                empty.append(f"database/{video}/annotations/{k}")
+                continue
             samples.append((str(root / 'videos' / name), label_of[a['label']], tuple(a['segment'])))
     if not samples:
         raise FileNotFoundError(f"{path}: none of its {len(videos)} {subset} videos is in {root / 'videos'}"
                                 + (" (frame folders)" if frames else ''))
     if missing:
         print(f"{path}: {missing} of {len(videos)} {subset} videos missing on disk")
+    if empty:
+        print(f"{path}: skipped {len(empty)} {subset} segment(s) of zero length, e.g. {', '.join(empty[:3])}")
     return samples, classes
 
 

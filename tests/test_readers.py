@@ -452,11 +452,27 @@ def test_activitynet_handwritten(tmp_path, capsys):
     assert data.read_activitynet(tmp_path, 'val')[0] == [(str(videos / 'ddddddddddd.webm'), 0, (0.5, 1))]
 
 
+def test_activitynet_skips_and_names_zero_length_segments(tmp_path, capsys):
+    """The real v1.3 file holds segments such as [0, 0] (activitynet/ActivityNet issue 56): they are skipped, and
+    the count with examples is printed; the video's other segments stay."""
+    content = json.loads(json.dumps(ANET))
+    content['database']['aaaaaaaaaaa']['annotations'].insert(1, {'label': 'Long jump', 'segment': [0, 0]})
+    path = write(tmp_path / 'activity_net.v1-3.min.json', json.dumps(content))
+    for name in ('v_aaaaaaaaaaa.mp4', 'bbbbbbbbbbb.mkv', 'ccccccccccc.mp4'):
+        touch(tmp_path / 'videos' / name)
+    samples, _ = data.read_activitynet(tmp_path, 'train')
+    assert [segment for _, _, segment in samples] == [(1.5, 7.25), (9, 12.0), (0, 3), (2, 4)]
+    assert capsys.readouterr().out.strip() == (f"{path}: skipped 1 training segment(s) of zero length, e.g. "
+                                               f"database/aaaaaaaaaaa/annotations/1")
+
+
 @pytest.mark.parametrize('change, words', [
     (lambda d: d['database']['ddddddddddd']['annotations'][0].update(label='Flying'),
      ["database/ddddddddddd/annotations/0: label 'Flying' has no training segment"]),
     (lambda d: d['database']['aaaaaaaaaaa']['annotations'][1].update(segment=[12, 9]),
-     ['database/aaaaaaaaaaa/annotations/1', '0 <= t0 < t1']),
+     ['database/aaaaaaaaaaa/annotations/1', '0 <= t0 <= t1']),
+    (lambda d: d['database']['bbbbbbbbbbb']['annotations'][0].update(segment=[-1, 2]),
+     ['database/bbbbbbbbbbb/annotations/0', '0 <= t0 <= t1']),
     (lambda d: d['database']['bbbbbbbbbbb']['annotations'][0].pop('label'), ['database/bbbbbbbbbbb/annotations/0']),
     (lambda d: d.pop('database'), ["expected an object with a 'database' object"]),
 ])
