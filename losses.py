@@ -259,9 +259,12 @@ class Objective(nn.Module):
         self.expander = Expander(feature_dim, cfg.expander_hidden, cfg.expander_out) if informative else None
         self.uncertainty = UncertaintyWeighting(self.names) if cfg.uncertainty else None
 
-    def forward(self, model, names, x, y, ds):
+    def forward(self, model, names, x, y, ds, z_grad=None):
         """(total loss, {term: value}) for a batch x with labels y (B,) whose sample b belongs to dataset
-        names[ds[b]]. model has .features(x) -> (B, D) and .heads[name]."""
+        names[ds[b]]. model has .features(x) -> (B, D) and .heads[name]. With z_grad (B, D'), the gradient of
+        the informative loss with respect to this batch's expander rows, computed beforehand over a larger batch
+        (train.py's gradient caching), that loss is not computed here: a term of value 0 carries z_grad into
+        the backward pass instead."""
         features = model.features(x)                                    # (B, D)
         # with a projection every head runs on every sample: W_ik needs dataset i's logits on k's samples
         heads = self.names if self.projection is not None else names
@@ -277,12 +280,22 @@ class Objective(nn.Module):
             parts[name] = (per_sample * member).sum() / y.shape[0]      # L_k, weighted by k's share of the batch
         weighted = self.uncertainty.terms(parts) if self.uncertainty is not None else parts  # eq. 6
         total = cover_weighted_sum(weighted, self.weights)
-        if self.expander is not None:
-            z = gather_with_grad(self.expander(features))               # (W*B, D'), the global batch
-            if self.var_weight > 0:
-                parts['variance'] = variance_loss(z)                    # eq. 2
-                total = total + self.var_weight * parts['variance']
-            if self.cov_weight > 0:
-                parts['covariance'] = covariance_loss(z)                # eq. 3
-                total = total + self.cov_weight * parts['covariance']
+        if self.expander is not None and z_grad is not None:
+            carrier = (self.expander(features).float() * z_grad).sum()  # gradient z_grad, value 0 below
+            total = total + carrier - carrier.detach()
+        elif self.expander is not None:
+            informative, terms = self.informative(gather_with_grad(self.expander(features)))  # (W*B, D')
+            total = total + informative
+            parts.update(terms)
+        return total, parts
+
+    def informative(self, z):
+        """(weighted sum, {term: value}) of the informative loss of the expander's output z (N, D')."""
+        total, parts = 0.0, {}
+        if self.var_weight > 0:
+            parts['variance'] = variance_loss(z)                        # eq. 2
+            total = total + self.var_weight * parts['variance']
+        if self.cov_weight > 0:
+            parts['covariance'] = covariance_loss(z)                    # eq. 3
+            total = total + self.cov_weight * parts['covariance']
         return total, parts

@@ -98,14 +98,31 @@ def test_two_processes_equal_one_with_the_global_batch(three, tmp_path, objectiv
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('update', ['per_dataset', 'per_round'])
-def test_gradient_accumulation_equals_the_larger_batch(three, tmp_path, update):
+@pytest.mark.parametrize('objective', [dict(update='per_dataset', projection='separate', uncertainty=True),
+                                       dict(update='per_round', projection='separate', uncertainty=True),
+                                       MULTITRAIN], ids=['per_dataset', 'per_round', 'mixed_multitrain'])
+def test_gradient_accumulation_equals_the_larger_batch(three, tmp_path, objective):
+    """With the informative loss (MultiTrain), whose variance and covariance are of the whole accumulated batch,
+    this holds through train.py's gradient caching."""
     big, small = tmp_path / 'big', tmp_path / 'small'
-    objective = dict(update=update, projection='separate', uncertainty=True)  # no batch statistics: exact
     run('train.py', str(write_config(tmp_path / 'big.py', three, big, **settings(three, 2, **objective))))
     run('train.py', str(write_config(tmp_path / 'small.py', three, small,
                                      **settings(three, 1, grad_accum=2, **objective))))
     assert max_difference(params(big), params(small)) <= 1e-5
+    if objective.get('var_weight'):  # the logged informative terms are those of the whole batch too
+        a, b = ([e['variance'] for e in read_log(out) if e['event'] == 'train'] for out in (big, small))
+        assert a == pytest.approx(b, abs=1e-5)
+
+
+@pytest.mark.slow
+def test_two_processes_with_accumulation_equal_one_with_the_global_batch_multitrain(three, tmp_path):
+    """The full MultiTrain objective on 2 processes x 2 micro-batches: the informative loss is computed on the
+    batch gathered from every micro-batch of every rank."""
+    one, two = tmp_path / 'one', tmp_path / 'two'
+    run('train.py', str(write_config(tmp_path / 'one.py', three, one, **settings(three, 4, **MULTITRAIN))))
+    torchrun('train.py', str(write_config(tmp_path / 'two.py', three, two,
+                                          **settings(three, 1, grad_accum=2, **MULTITRAIN))))
+    assert max_difference(params(one), params(two)) <= 1e-5
 
 
 @pytest.mark.slow
