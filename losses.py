@@ -13,6 +13,7 @@ Where the official release differs from the paper, a one-line note says how; the
 """
 
 import math
+from contextlib import nullcontext
 
 import torch
 import torch.distributed as dist
@@ -204,6 +205,18 @@ class UncertaintyWeighting(nn.Module):
 # -----------------------------------------------------------------------------
 # The whole objective, composed from the config: every row of multitrain.txt Table 3 is a choice of switches
 
+def get_rng_state(device):
+    """The RNG state that dropout and stochastic depth draw from on device: the CPU's, and the GPU's on a GPU."""
+    return torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == 'cuda' else None, device
+
+
+def set_rng_state(state):
+    cpu, gpu, device = state
+    torch.set_rng_state(cpu)
+    if gpu is not None:
+        torch.cuda.set_rng_state(gpu, device)
+
+
 class _GatherWithGrad(torch.autograd.Function):
     """all_gather whose backward sends each rank the gradient of its own rows, summed over all ranks."""
 
@@ -288,6 +301,33 @@ class Objective(nn.Module):
             total = total + informative
             parts.update(terms)
         return total, parts
+
+    def informative_gradients(self, features, xs, autocast=nullcontext()):
+        """Gradient caching (Gao et al., 2021) for the informative loss under gradient accumulation, where that
+        loss is one of the whole accumulated batch, not a sum over micro-batches. A first pass without a graph
+        computes the expander's output of every micro-batch xs[m] (on every rank), the loss of all of them
+        together and its gradient for each row. The usual pass then restores each micro-batch's RNG state (the
+        same dropout and stochastic depth) and sends its rows their gradient through forward(z_grad=...): one
+        forward pass more per step. features: the model's features function.
+        Returns ([z_grad (b, D') of each micro-batch], [RNG state before each], {term: value}, weighted sum)."""
+        zs, states = [], []
+        with torch.no_grad():
+            for x in xs:
+                states.append(get_rng_state(x.device))
+                with autocast:
+                    zs.append(self.expander(features(x)).float())       # (b, D')
+            z = torch.cat(zs)                                           # (M*b, D'), this rank's micro-batches
+            ddp = dist.is_available() and dist.is_initialized()
+            rank, world = (dist.get_rank(), dist.get_world_size()) if ddp else (0, 1)
+            if world > 1:
+                everyone = [torch.empty_like(z) for _ in range(world)]
+                dist.all_gather(everyone, z)
+                z = torch.cat(everyone)                                 # (W*M*b, D'), rank-major
+        z.requires_grad_(True)
+        total, parts = self.informative(z)
+        grad, = torch.autograd.grad(total, z)                           # (W*M*b, D')
+        own = grad[rank * len(grad) // world:(rank + 1) * len(grad) // world] * world  # DDP divides by world
+        return own.split([len(z_m) for z_m in zs]), states, {k: v.detach() for k, v in parts.items()}, total.detach()
 
     def informative(self, z):
         """(weighted sum, {term: value}) of the informative loss of the expander's output z (N, D')."""

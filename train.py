@@ -227,31 +227,6 @@ def check_finite(history):
     history.clear()
 
 
-def informative_gradients(slot):
-    """Gradient caching (Gao et al., 2021) for the informative loss under gradient accumulation: that loss is
-    one of the whole accumulated batch, not a sum over micro-batches. A first pass without a graph computes the
-    expander's output of every micro-batch of the slot (on every rank), the loss of all of them together and its
-    gradient for each row; the second pass, the usual one, replays the same RNG states (the same dropout) and
-    sends each micro-batch's rows their gradient. Costs one forward pass more per step.
-    Returns ([z_grad of each micro-batch], [RNG states], {term: value over the accumulated batch}, weighted sum)."""
-    zs, states = [], []
-    with torch.no_grad():
-        for names, x, y, ds in slot:
-            states.append((torch.get_rng_state(), torch.cuda.get_rng_state() if device_type == 'cuda' else None))
-            with autocast:
-                zs.append(objective.expander(model.features(x.to(device, non_blocking=True))).float())  # (b, D')
-        z = torch.cat(zs)                                                   # (M*b, D'), this rank's micro-batches
-        if ddp:
-            everyone = [torch.empty_like(z) for _ in range(world)]
-            dist.all_gather(everyone, z)
-            z = torch.cat(everyone)                                         # (W*M*b, D'), rank-major
-    z.requires_grad_(True)
-    total, parts = objective.informative(z)
-    grad, = torch.autograd.grad(total, z)                                   # (W*M*b, D')
-    own = grad[rank * len(grad) // world:(rank + 1) * len(grad) // world] * world  # DDP then divides by world
-    return own.split([len(z_m) for z_m in zs]), states, {k: v.detach() for k, v in parts.items()}, total.detach()
-
-
 stop_requested = False
 
 
@@ -292,7 +267,9 @@ while True:
     round_ = next(batches)
     terms = {}
     for s, slot in enumerate(round_):  # a slot: grad_accum micro-batches of one loader
-        cached = informative_gradients(slot) if len(slot) > 1 and objective.expander is not None else None
+        cached = None
+        if len(slot) > 1 and objective.expander is not None:  # the informative loss of the whole accumulated batch
+            cached = objective.informative_gradients(model.features, [x.to(device) for _, x, _, _ in slot], autocast)
         if cached:
             z_grads, states, parts, total = cached
             for key, value in [('loss', total), *parts.items()]:
@@ -302,10 +279,8 @@ while True:
             if ddp:  # average gradients over ranks only in the backward pass right before a step
                 step.require_backward_grad_sync = stepping
             x, y, ds = (t.to(device, non_blocking=True) for t in (x, y, ds))
-            if cached:  # the dropout of the first pass, and z_grad / len(slot) undoes the division below
-                torch.set_rng_state(states[m][0])
-                if device_type == 'cuda':
-                    torch.cuda.set_rng_state(states[m][1])
+            if cached:  # the dropout of the first pass; z_grad * len(slot) undoes the division below
+                losses.set_rng_state(states[m])
             with autocast:
                 loss, parts = step(names, x, y, ds, z_grads[m] * len(slot) if cached else None)
             scaler.scale(loss / len(slot)).backward()  # the mean over micro-batches; per_round adds the slots' means

@@ -9,6 +9,7 @@ import torch
 import torch.multiprocessing as mp
 import torch.nn as nn
 
+import losses
 from losses import Objective, gather_with_grad
 from test_losses import ce_loop, covariance_loop, project_loop, variance_loop
 
@@ -141,6 +142,44 @@ def test_a_training_step_changes_every_objective_parameter():
     optimizer.step()
     unchanged = [n for n, p in objective.named_parameters() if torch.equal(p, before[n])]
     assert not unchanged, f'not trained: {unchanged}'
+
+
+class DropoutModel(TinyModel):
+    """TinyModel with dropout on its features: each forward draws from the RNG, as stochastic depth does."""
+
+    def features(self, x):
+        return nn.functional.dropout(self.embed(x), 0.5, training=True)
+
+
+@pytest.mark.parametrize('replay', [True, False])
+def test_gradient_caching_gives_the_gradient_of_the_whole_accumulated_batch(replay):
+    """Objective.informative_gradients, then the usual pass per micro-batch with its RNG state restored, gives
+    the gradient of the informative loss of the micro-batches concatenated, with their dropout masks as drawn:
+    here the reference holds the graph of every micro-batch at once. Without restoring the RNG state (replay
+    False, what train.py must not do), the second pass draws other masks and the gradient is wrong."""
+    cfg = make_cfg(var_weight=1.0, cov_weight=1.0)
+    torch.manual_seed(0)
+    model, objective = DropoutModel(), Objective(NUM_CLASSES, 6, cfg)
+    params = list(model.embed.parameters()) + list(objective.expander.parameters())
+    xs = [batch(B=6, seed=m)[0] for m in range(3)]                      # 3 micro-batches of 6
+
+    torch.manual_seed(1)
+    total, _ = objective.informative(torch.cat([objective.expander(model.features(x)) for x in xs]))
+    expected = torch.autograd.grad(total, params)
+
+    torch.manual_seed(1)
+    z_grads, states, parts, cached_total = objective.informative_gradients(model.features, xs)
+    assert cached_total.item() == pytest.approx(total.item(), rel=1e-6)
+    assert set(parts) == {'variance', 'covariance'}
+    for x, z_grad, state in zip(xs, z_grads, states):
+        if replay:
+            losses.set_rng_state(state)
+        y, ds = torch.zeros(6, dtype=torch.long), torch.zeros(6, dtype=torch.long)
+        loss, terms = objective(model, ('a',), x, y, ds, z_grad=z_grad)
+        assert 'variance' not in terms                                  # not computed again
+        (loss - terms['a']).backward()                                  # the informative part alone
+    error = max((p.grad - e).abs().max().item() for p, e in zip(params, expected))
+    assert (error < 1e-6) == replay, error
 
 
 def test_unknown_dataset_in_loss_weights_is_an_error():
