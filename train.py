@@ -267,9 +267,10 @@ while True:
     round_ = next(batches)
     terms = {}
     for s, slot in enumerate(round_):  # a slot: grad_accum micro-batches of one loader
+        slot = [(names, *(t.to(device, non_blocking=True) for t in (x, y, ds))) for names, x, y, ds in slot]
         cached = None
         if len(slot) > 1 and objective.expander is not None:  # the informative loss of the whole accumulated batch
-            cached = objective.informative_gradients(model.features, [x.to(device) for _, x, _, _ in slot], autocast)
+            cached = objective.informative_gradients(model.features, [x for _, x, _, _ in slot], autocast)
         if cached:
             z_grads, states, parts, total = cached
             for key, value in [('loss', total), *parts.items()]:
@@ -278,7 +279,6 @@ while True:
             stepping = m == len(slot) - 1 and (cfg.update == 'per_dataset' or s == len(round_) - 1)
             if ddp:  # average gradients over ranks only in the backward pass right before a step
                 step.require_backward_grad_sync = stepping
-            x, y, ds = (t.to(device, non_blocking=True) for t in (x, y, ds))
             if cached:  # the dropout of the first pass; z_grad * len(slot) undoes the division below
                 losses.set_rng_state(states[m])
             with autocast:
