@@ -59,6 +59,8 @@ head = 'linear'                # per-dataset head: 'linear' or 'mlp'
 drop_path = 0.0
 # ---- optimisation
 max_iters = 800                # one iteration = one batch of every dataset
+optimizer = 'adamw'            # 'adamw', or 'sgd' with momentum (CoVeR)
+momentum = 0.9                 # optimizer='sgd': momentum
 lr = 1e-3
 min_lr = 1e-4
 warmup_iters = 50

@@ -36,7 +36,7 @@ try:
     cfg = config.load(sys.argv[1:])
     for key, allowed in dict(sampling=('round_robin', 'proportional', 'mixed'),
                              update=('per_dataset', 'per_round'), projection=('none', 'add', 'separate'),
-                             projection_init=('zeros', 'normal'),
+                             projection_init=('zeros', 'normal'), optimizer=('adamw', 'sgd'),
                              dtype=('auto', 'float32', 'bfloat16', 'float16')).items():
         if getattr(cfg, key) not in allowed:
             raise config.ConfigError(f'{key} must be one of {allowed}, got {getattr(cfg, key)!r}')
@@ -122,7 +122,8 @@ class TrainStep(torch.nn.Module):
 
 
 step = TrainStep(model, objective)
-optimizer = configure_optimizer(step, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2), device_type)
+optimizer = configure_optimizer(step, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2), device_type, cfg.optimizer,
+                                cfg.momentum)
 iter_num, best_top1 = 0, -1.0
 ckpt_path = os.path.join(cfg.out_dir, 'ckpt.pt')
 if cfg.init_from == 'resume':
