@@ -52,7 +52,8 @@ from torch.utils.flop_counter import FlopCounterMode
 import decode
 import losses
 import synthetic
-from model import MVIT_PRESETS, VisionTransformer, from_torchvision
+from model import MVIT_PRESETS, VisionTransformer
+from pretrained import from_torchvision
 
 
 def alternate(steps, n, sync=lambda: None, warmup=2):
@@ -198,7 +199,7 @@ def bench_objective(args, device, autocast, sync):
 
     def step(objective):
         with autocast:
-            loss, _ = objective(model, names, x, y, ds)
+            loss, *_ = objective(model, names, x, y, ds)
         loss.backward()
 
     steps = {name: (lambda o=objective: step(o)) for name, objective in objectives.items()}

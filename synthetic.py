@@ -1,5 +1,5 @@
 """
-Synthetic datasets written in the on-disk layouts of the real ones, so that the readers of data.py, which read the
+Synthetic datasets written in the on-disk layouts of the real ones, so that the readers of readers.py, which read the
 real downloads, can be run, tested and demonstrated on a machine without them.
 
     python synthetic.py tinyimagenet OUT_DIR --seed 0     # a synthetic Tiny-ImageNet-200 layout
@@ -67,7 +67,7 @@ def render_image(colour, shape, rng, size=64):
 
 
 def write_synthetic_tinyimagenet(root, seed=0, num_classes=10, train_per_class=100, val_per_class=20, size=64):
-    """Write a Tiny-ImageNet-200 layout of num_classes appearance classes (see data.read_tinyimagenet)."""
+    """Write a Tiny-ImageNet-200 layout of num_classes appearance classes (see readers.read_tinyimagenet)."""
     root = Path(root)
     classes = TINY_CLASSES[:num_classes]
     wnids = [f"n9{i:07d}" for i in range(len(classes))]  # the real 'n' + 8 digits form; no real wnid starts n9
@@ -154,7 +154,7 @@ def render_video(cls, rng, width=64, height=48, num_frames=75):
 def write_synthetic_ucf101(root, seed=0, classes=UCF_CLASSES, groups=25, clips=2, width=64, height=48,
                            fps=25, seconds=3.0):
     """
-    Write a UCF101 layout (see data.read_ucf101): classes x groups x clips videos and the 3 official splits,
+    Write a UCF101 layout (see readers.read_ucf101): classes x groups x clips videos and the 3 official splits,
     where split k tests on groups 7(k-1)+1 .. 7k, as in the real dataset. Frames are 4:3 like UCF's 320x240.
     """
     root = Path(root)
@@ -226,7 +226,7 @@ def _synthetic_video(cls, seed, dataset, n, width, height, fps, seconds):
 
 
 def write_synthetic_cifar100(root, seed=0, num_classes=10, train_per_class=20, test_per_class=5):
-    """Write CIFAR-100 python pickles (see data.read_cifar100) of num_classes 32 x 32 appearance classes."""
+    """Write CIFAR-100 python pickles (see readers.read_cifar100) of num_classes 32 x 32 appearance classes."""
     folder = Path(root) / 'cifar-100-python'
     folder.mkdir(parents=True, exist_ok=True)
     names = [f"{colour}_{shape}" for colour, shape in TINY_CLASSES[:num_classes]]  # CIFAR style: aquarium_fish
@@ -245,7 +245,7 @@ def write_synthetic_cifar100(root, seed=0, num_classes=10, train_per_class=20, t
 
 
 def write_synthetic_imagefolder(root, seed=0, num_classes=10, train_per_class=20, val_per_class=5, size=64):
-    """Write an ImageNet-style class-folder tree of JPEGs (see data.read_imagefolder)."""
+    """Write an ImageNet-style class-folder tree of JPEGs (see readers.read_imagefolder)."""
     for split, per_class in (('train', train_per_class), ('val', val_per_class)):
         for label, (colour, shape) in enumerate(TINY_CLASSES[:num_classes]):
             folder = Path(root) / split / f"{colour}_{shape}"
@@ -264,7 +264,7 @@ def _snake(name):
 def write_synthetic_hmdb51(root, seed=0, classes=UCF_CLASSES, videos_per_class=8, width=64, height=48, fps=25,
                            seconds=2.0):
     """
-    Write an HMDB51 layout (see data.read_hmdb51) of mpeg4 AVIs. In split k, video n is marked
+    Write an HMDB51 layout (see readers.read_hmdb51) of mpeg4 AVIs. In split k, video n is marked
     (1, 1, 2, 0)[(n + k) % 4]: half train, a quarter test, a quarter unused, different in each split.
     """
     root = Path(root)
@@ -294,7 +294,7 @@ def _csv_field(text):
 
 def write_synthetic_kinetics(root, seed=0, classes=UCF_CLASSES, train_per_class=8, val_per_class=2, width=64,
                              height=48, fps=25, seconds=2.0):
-    """Write a Kinetics layout (see data.read_kinetics): H.264 MP4 clips with an AAC sine track, and the CSVs.
+    """Write a Kinetics layout (see readers.read_kinetics): H.264 MP4 clips with an AAC sine track, and the CSVs.
     Returns {split: [(label, youtube_id)]} in the CSVs' row order."""
     root = Path(root)
     (root / 'annotations').mkdir(parents=True, exist_ok=True)
@@ -329,7 +329,7 @@ SSV2_TEMPLATES = {'MoveLeft': 'Pushing [something] from right to left',
 
 def write_synthetic_ssv2(root, seed=0, classes=UCF_CLASSES, train_per_class=8, val_per_class=2, width=64,
                          height=48, fps=12, seconds=2.0):
-    """Write a Something-Something v2 layout (see data.read_ssv2): VP9 WebM videos (12 fps, as SSv2) and the JSONs."""
+    """Write a Something-Something v2 layout (see readers.read_ssv2): VP9 WebM videos (12 fps, as SSv2), the JSONs."""
     root = Path(root)
     (root / 'videos').mkdir(parents=True, exist_ok=True)
     names = [SSV2_TEMPLATES[cls].replace('[', '').replace(']', '') for cls in classes]
@@ -355,7 +355,7 @@ MOMENTS_NAMES = {'MoveLeft': 'leaving', 'MoveRight': 'entering', 'Grow': 'inflat
 
 def write_synthetic_moments(root, seed=0, classes=UCF_CLASSES, train_per_class=8, val_per_class=2, width=64,
                             height=48, fps=25, seconds=2.0):
-    """Write a Moments in Time layout (see data.read_moments) of H.264 MP4 videos (3 s in the real set)."""
+    """Write a Moments in Time layout (see readers.read_moments) of H.264 MP4 videos (3 s in the real set)."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     names = [MOMENTS_NAMES[cls] for cls in classes]
@@ -375,7 +375,7 @@ def write_synthetic_moments(root, seed=0, classes=UCF_CLASSES, train_per_class=8
 
 def write_synthetic_minikinetics(root, seed=0, classes=UCF_CLASSES, **kinetics):
     """Write a Kinetics layout (see write_synthetic_kinetics) and the mini-Kinetics lists (see
-    data.read_minikinetics, whose file names these are) that select all classes but the last and, of their
+    readers.read_minikinetics, whose file names these are) that select all classes but the last and, of their
     training clips, three in four."""
     rows = write_synthetic_kinetics(root, seed, classes, **kinetics)
     kept = {KINETICS_NAMES[cls] for cls in classes[:-1]}
@@ -404,7 +404,7 @@ def _untrimmed(action, num_frames, segments):
 def write_synthetic_activitynet(root, seed=0, classes=UCF_CLASSES, train_per_class=4, val_per_class=1, width=64,
                                 height=48, fps=25, seconds=4.0):
     """
-    Write an ActivityNet v1.3 layout (see data.read_activitynet): untrimmed H.264 MP4 videos, named v_<id>.mp4 and
+    Write an ActivityNet v1.3 layout (see readers.read_activitynet): untrimmed H.264 MP4 videos, named v_<id>.mp4 and
     <id>.mp4 in turn (downloads have both), of which one or two annotated segments show the class's motion and
     the rest still frames (see _untrimmed); a few 'testing' videos without annotations, as the real file has.
     """
@@ -439,7 +439,7 @@ def write_synthetic_activitynet(root, seed=0, classes=UCF_CLASSES, train_per_cla
     (root / 'activity_net.v1-3.min.json').write_text(json.dumps(content))
 
 
-# each format's writer, by the format names of data.WRITERS
+# each format's writer, by the format names of config.FORMATS
 WRITERS = dict(tinyimagenet=write_synthetic_tinyimagenet, ucf101=write_synthetic_ucf101,
                imagefolder=write_synthetic_imagefolder, cifar100=write_synthetic_cifar100,
                hmdb51=write_synthetic_hmdb51, kinetics=write_synthetic_kinetics,

@@ -1,8 +1,8 @@
-# CoVeR (papers/cover.txt): Kinetics-400 + Something-Something v2 + Moments in Time + ImageNet, each batch from one
-# dataset drawn in proportion to its size, images as one-frame videos, 16 frames uniform over the whole video.
-# CoVeR uses a TimeSFormer pretrained on ImageNet-21k at 448px and reports 87.2% on K400 (JFT-3B pretraining);
-# this project's closest backbone is the frame-wise ViT-B/16 with token shift from torchvision's ImageNet weights,
-# so expect much less: it reproduces the training scheme, not the architecture.
+# CoVeR (Zhang et al., arXiv:2112.07175): Kinetics-400 + Something-Something v2 + Moments in Time + ImageNet, each batch
+# from one dataset drawn in proportion to its size, images as one-frame videos, 16 frames uniform over the whole video.
+# CoVeR uses a TimeSFormer pretrained on ImageNet-21k at 448px and reports 87.2% on K400 (JFT-3B pretraining); this
+# project's closest backbone is the frame-wise ViT-B/16 with token shift from torchvision's ImageNet weights, so expect
+# much less: it reproduces the training scheme, not the architecture.
 #
 #   torchrun --standalone --nproc_per_node=8 train.py config/cover_k400_ssv2_mit_imagenet.py
 import os

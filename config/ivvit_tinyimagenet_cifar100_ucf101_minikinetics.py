@@ -1,6 +1,6 @@
-# IV-ViT's full set-up (papers/iv-vit.txt section 5.3, Table 1): Tiny-ImageNet, CIFAR-100, UCF101 and mini-Kinetics,
-# one batch of 6 from each dataset in this fixed order per iteration, a step after each, 20k iterations, AdamW
-# lr 1e-5, weight decay 5e-5, ViT-B/16 with token shift from scratch. The paper reports 23.65 (Tiny-ImageNet),
+# IV-ViT's full set-up (Shimizu & Tamaki, arXiv:2308.10533, section 5.3, Table 1): Tiny-ImageNet, CIFAR-100, UCF101 and
+# mini-Kinetics, one batch of 6 from each dataset in this fixed order per iteration, a step after each, 20k iterations,
+# AdamW lr 1e-5, weight decay 5e-5, ViT-B/16 with token shift from scratch. The paper reports 23.65 (Tiny-ImageNet),
 # 33.09 (CIFAR-100), 41.06 (UCF101) and 29.01 (mini-Kinetics) top-1 from scratch.
 #
 #   python train.py config/ivvit_tinyimagenet_cifar100_ucf101_minikinetics.py

@@ -1,4 +1,4 @@
-# The flagship set-up: MultiTrain (papers/multitrain.txt) on Kinetics-400 + Moments in Time with the 24-block
+# The flagship set-up: MultiTrain (Liang et al., arXiv:2209.12362) on Kinetics-400 + Moments in Time with the 24-block
 # MViTv2 backbone of the official code, from scratch, 32 frames at sampling rate 3, 224x224.
 #
 #   torchrun --standalone --nproc_per_node=8 train.py config/k400_mit.py

@@ -1,4 +1,4 @@
-# MultiTrain's main set-up (papers/multitrain.txt Tables 1 and 3): Kinetics-400 + Moments in Time +
+# MultiTrain's main set-up (Liang et al., arXiv:2209.12362, Tables 1 and 3): Kinetics-400 + Moments in Time +
 # Something-Something v2 + ActivityNet, the 24-block MViTv2 backbone, batches mixing the four datasets.
 # The paper reports 81.9 (K400) / 41.7 (MiT) / 68.9 (SSv2) / 87.4 (ActNet) top-1 (Table 3, "MultiTrain"),
 # starting from a K400-trained checkpoint; from scratch as here, expect less.

@@ -1,4 +1,4 @@
-# MultiTrain with Kinetics-700 (papers/multitrain.txt Table 2): K700 + MiT + SSv2 + ActivityNet. The paper
+# MultiTrain with Kinetics-700 (Liang et al., arXiv:2209.12362, Table 2): K700 + MiT + SSv2 + ActivityNet. The paper
 # reports 75.8 (K700) / 42.2 (MiT) / 69.1 (SSv2) / 88.1 (ActNet) top-1 at 224p.
 #
 #   torchrun --standalone --nproc_per_node=8 train.py config/multitrain_k700_mit_ssv2_actnet.py

@@ -1,4 +1,4 @@
-# MultiTrain as the official code runs it (see ../shared/reference-notes.md): projected logits with their own
+# MultiTrain as the official code runs it: projected logits with their own
 # cross-entropy ('separate'), projections initialised with std 0.02, informative weights 25 x 0.1 (variance) and
 # 1 x 0.1 (covariance), uncertainty weighting off, label smoothing 0.1. (Mixup/CutMix of the official recipe are
 # not implemented here.)

@@ -1,5 +1,5 @@
 # IV-ViT's set-up on its two publicly downloadable datasets: Tiny-ImageNet (images) + UCF101 split 1 (videos),
-# a ViT-B/16 frame-wise model with token shift, from scratch (papers/iv-vit.txt section 5.3 and Table 1).
+# a ViT-B/16 frame-wise model with token shift, from scratch (IV-ViT, arXiv:2308.10533, section 5.3 and Table 1).
 # IV-ViT trains on four datasets (adding CIFAR-100 and mini-Kinetics) and reports, from scratch,
 # 23.65% top-1 on Tiny-ImageNet and 41.06% on UCF101 after 20k iterations.
 #

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import synthetic
-from test_train import REPO, read_log, run, write_config
+from conftest import REPO, read_log, run, write_config
 
 CLASSES = ('MoveLeft', 'MoveRight', 'BounceBall', 'BounceBox')
 

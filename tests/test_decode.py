@@ -11,8 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
+import config
 import data
 import decode
+import readers
 import synthetic
 
 FPS = 25
@@ -227,7 +229,7 @@ def test_one_seek_per_group_of_windows(videos, monkeypatch):
 
 
 def spec(**kw):
-    return data.dataset_spec('v', dict(format='ucf101', root='/x', **kw))
+    return config.dataset_spec('v', dict(format='ucf101', root='/x', **kw))
 
 
 def test_window_covers_the_same_seconds_at_any_fps():
@@ -302,9 +304,9 @@ def test_video_dataset_samplers_and_views(sampler, tmp_path):
     synthetic.write_synthetic_ucf101(root, classes=('MoveLeft', 'Grow'), groups=8, clips=1, seconds=1.0)
     cfg = SimpleNamespace(img_size=32, mean=(0.5,) * 3, std=(0.25,) * 3, num_workers=0, seed=0, device='cpu',
                           num_temporal_clips=3, num_spatial_crops=1, grad_accum=1, sampling='round_robin')
-    s = data.dataset_spec('u', dict(format='ucf101', root=str(root), sampler=sampler, num_frames=4,
+    s = config.dataset_spec('u', dict(format='ucf101', root=str(root), sampler=sampler, num_frames=4,
                                     clip_seconds=0.5, frame_stride=3))
-    samples, classes = data.read_ucf101(root, 'train')
+    samples, classes = readers.read_ucf101(root, 'train')
     train = data.VideoDataset(samples, classes, True, s, cfg)
     x, y = train[(0, 5)]
     assert x.shape == (3, 4, 32, 32) and torch.equal(x, train[(0, 5)][0]) and not torch.equal(x, train[(0, 6)][0])
@@ -318,16 +320,16 @@ def test_colour_jitter_is_drawn_from_the_sample_seed(tmp_path):
     synthetic.write_synthetic_tinyimagenet(root, num_classes=2, train_per_class=2, val_per_class=1)
     cfg = SimpleNamespace(img_size=64, mean=(0.5,) * 3, std=(0.25,) * 3, num_workers=0, seed=0, device='cpu',
                           num_temporal_clips=1, num_spatial_crops=1)
-    samples, classes = data.read_tinyimagenet(root, 'train')
+    samples, classes = readers.read_tinyimagenet(root, 'train')
     plain = dict(format='tinyimagenet', root=str(root), crop_scale=(1.0, 1.0), flip=False)
-    off = data.ImageDataset(samples, classes, True, data.dataset_spec('t', plain), cfg)
-    on = data.ImageDataset(samples, classes, True, data.dataset_spec('t', {**plain, 'color_jitter': 0.5}), cfg)
+    off = data.ImageDataset(samples, classes, True, config.dataset_spec('t', plain), cfg)
+    on = data.ImageDataset(samples, classes, True, config.dataset_spec('t', {**plain, 'color_jitter': 0.5}), cfg)
     a, b = on[(0, 11)][0], on[(0, 12)][0]
     assert torch.equal(a, on[(0, 11)][0])                                    # the seed fixes the jitter
     assert not torch.allclose(a, b) and not torch.allclose(a, off[(0, 11)][0])
     assert torch.allclose(off[(0, 11)][0], off[(0, 12)][0], atol=1e-5)      # no jitter, no flip, whole image
     with pytest.raises(ValueError, match='color_jitter'):
-        data.dataset_spec('t', {**plain, 'color_jitter': 2.0})
+        config.dataset_spec('t', {**plain, 'color_jitter': 2.0})
 
 
 def test_dataset_spec_checks_new_keys():
@@ -336,7 +338,7 @@ def test_dataset_spec_checks_new_keys():
     with pytest.raises(ValueError, match="frames_fps"):
         spec(frames=True)
     with pytest.raises(ValueError, match="video format"):
-        data.dataset_spec('t', dict(format='tinyimagenet', root='/x', frames=True, frames_fps=25))
+        config.dataset_spec('t', dict(format='tinyimagenet', root='/x', frames=True, frames_fps=25))
     with pytest.raises(ValueError, match="max_bad_fraction"):
         spec(max_bad_fraction=1.5)
 
@@ -374,11 +376,11 @@ def test_frame_folders_match_the_videos(tmp_path):
     decode.write_frame_folders(root)
     cfg = SimpleNamespace(img_size=48, mean=(0.0,) * 3, std=(1.0,) * 3, num_workers=0, seed=0, device='cpu',
                           num_temporal_clips=2, num_spatial_crops=1)
-    samples, classes = data.read_hmdb51(root, 'train')
+    samples, classes = readers.read_hmdb51(root, 'train')
     assert len(list(decode.frame_folder(root, samples[0][0]).glob('img_*.jpg'))) == 25
     common = dict(format='hmdb51', root=str(root), num_frames=4, clip_seconds=0.6)
-    videos = data.VideoDataset(samples, classes, False, data.dataset_spec('h', common), cfg)
-    frames = data.VideoDataset(samples, classes, False, data.dataset_spec('h', {**common, 'frames': True,
+    videos = data.VideoDataset(samples, classes, False, config.dataset_spec('h', common), cfg)
+    frames = data.VideoDataset(samples, classes, False, config.dataset_spec('h', {**common, 'frames': True,
                                                                                 'frames_fps': 25}), cfg)
     for index in range(len(samples)):
         a, b = videos[(index, 0)][0], frames[(index, 0)][0]
