@@ -12,11 +12,14 @@ A file that cannot be read raises UnreadableSample naming it; data.py's datasets
 """
 
 import contextlib
+import itertools
 import math
 import os
+import re
 from pathlib import Path
 
 import av
+from av.bitstream import BitStreamFilterContext
 from av.video.reformatter import VideoReformatter
 import numpy as np
 import torch
@@ -140,6 +143,53 @@ def _first_video_stream(container):
     return stream, float(fps)
 
 
+# Packed B-frames. DivX 5 and XviD's "packed bitstream" write MPEG-4 Part 2 AVIs with one chunk per frame shown,
+# for decoders that return one frame per chunk at once: a chunk holds a reference picture and the B-frame shown
+# before it, and a placeholder (an N-VOP, a picture "not coded") follows where the reference is shown. The user
+# data in the stream's header says so: 'DivX503b1393p', p for packed. AVI has no presentation times; FFmpeg derives
+# them from the chunks' order, which puts the B-frame's time on its reference (and the other way round), so
+# reading by time would swap them. FFmpeg's bitstream filter mpeg4_unpack_bframes gives each picture its own
+# packet (the B-frame in the placeholder's); _unpacked then times them as FFmpeg times an unpacked file.
+PACKED = re.compile(rb'DivX\d+(?:Build|b)\d+p')  # as FFmpeg's decoder reads the user data
+VOP_START = b'\x00\x00\x01\xb6'                  # a picture starts with this code, then 2 bits of its type
+
+
+def _packed(stream):
+    """Whether the stream holds packed B-frames. FFmpeg gives an AVI without a stream header in its index (the
+    usual case) the one of the first key frame, where DivX and XviD write the user data."""
+    return stream.codec_context.name == 'mpeg4' and bool(PACKED.search(stream.codec_context.extradata or b''))
+
+
+def _unpacked(packets, stream):
+    """
+    The packets of a packed stream (see above), in decoding order, one picture each, each with the time it is
+    shown: a B-frame is shown when decoded (pts = dts), a reference picture when the next reference is decoded
+    (pts = that one's dts; the last one, after its B-frames). A reference is held back until the next one arrives.
+    """
+    unpack = BitStreamFilterContext('mpeg4_unpack_bframes', stream)
+    reference, b_frames = None, []
+    for packet in itertools.chain.from_iterable(map(unpack.filter, packets)):
+        data = bytes(packet)
+        if data[data.find(VOP_START) + 4] >> 6 == 2:  # coding type 2: a B-frame
+            packet.pts = packet.dts
+            b_frames.append(packet)
+            continue
+        if reference is not None:
+            reference.pts = packet.dts
+        yield from [reference, *b_frames] if reference is not None else b_frames
+        reference, b_frames = packet, []
+    if reference is not None:
+        reference.pts = (b_frames[-1] if b_frames else reference).dts + 1
+    yield from [reference, *b_frames] if reference is not None else b_frames
+
+
+def _demux(container, stream):
+    """The video packets from where the demuxer stands, in decoding order, without the empty one that ends the
+    stream; in a stream of packed B-frames, one picture each and timed (see _unpacked)."""
+    packets = (packet for packet in container.demux(stream) if packet.size)
+    return _unpacked(packets, stream) if _packed(stream) else packets
+
+
 def _video_stream(container):
     """
     The first video stream, its average frame rate, its length in frames on that grid and the grid's origin.
@@ -150,7 +200,7 @@ def _video_stream(container):
     buffered that packet already.
     """
     stream, fps = _first_video_stream(container)
-    packets = (packet for packet in container.demux(stream) if packet.size)
+    packets = _demux(container, stream)
     first = next(packets, None)
     origin = first.pts if first is not None and first.pts is not None else stream.start_time or 0
     if stream.duration:
@@ -177,11 +227,10 @@ def _packets(container, stream, seek_to, last):
     frame is shown before it is decoded (pts >= dts), no later packet can be on screen at or before `last`."""
     container.seek(seek_to, stream=stream, backward=True)
     packets = []
-    for packet in container.demux(stream):
-        if packet.size:  # the demuxer ends with an empty packet
-            packets.append(packet)
-            if packet.dts is not None and packet.dts > last:
-                break
+    for packet in _demux(container, stream):
+        packets.append(packet)
+        if packet.dts is not None and packet.dts > last:
+            break
     return packets
 
 
@@ -235,7 +284,8 @@ def _shown_frames_from_start(path, times, origin):
     with av.open(str(path)) as container:
         stream, fps = _first_video_stream(container)
         frames, previous, i = {}, None, 0
-        for n, frame in enumerate(container.decode(stream)):
+        packets = itertools.chain(_demux(container, stream), [None])  # None: the decoder hands out what it holds
+        for n, frame in enumerate(f for packet in packets for f in stream.codec_context.decode(packet)):
             pts = frame.pts if frame.pts is not None else origin + int(n / fps / stream.time_base)
             while i < len(times) and times[i] < pts:
                 frames[int(times[i])] = frame if previous is None else previous
