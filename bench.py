@@ -291,12 +291,12 @@ def bench_decode(args):
     contenders = ['seek'] + (['torchcodec'] if VideoDecoder else []) + ['start', 'whole']
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        videos = {'Kinetics-like H.264': os.path.join(tmp, 'kinetics_like.mp4'),
-                  'UCF101-like XviD': os.path.join(tmp, 'ucf101_like.avi')}
-        write_kinetics_like(videos['Kinetics-like H.264'])
-        write_ucf_like(videos['UCF101-like XviD'])
-        if args.decode_video:
-            videos = {args.decode_video: args.decode_video}
+        videos = {args.decode_video: args.decode_video} if args.decode_video else {
+            'Kinetics-like H.264': os.path.join(tmp, 'kinetics_like.mp4'),
+            'UCF101-like XviD': os.path.join(tmp, 'ucf101_like.avi')}
+        if not args.decode_video:
+            write_kinetics_like(videos['Kinetics-like H.264'])
+            write_ucf_like(videos['UCF101-like XviD'])
         for video, path in videos.items():
             with av.open(str(path)) as container:
                 stream, fps, count, _ = decode._video_stream(container)

@@ -134,7 +134,7 @@ def _segment_frames(segment, fps, video_frames):
 
 def _first_video_stream(container):
     """The first video stream and its average frame rate. Its decoder gets one thread: PyAV's default starts a
-    thread per core to decode the slices of a frame, and most videos (x264's, XviD's) have one slice a frame, so
+    thread per core to decode the slices of a frame, and most H.264 videos (x264's) have one slice a frame, so
     that the threads only pass the work around (two context switches a frame); data loader workers use the cores."""
     if not container.streams.video:
         raise ValueError("no video stream")
