@@ -95,6 +95,8 @@ WRITERS = {
     'h264_aac.mp4': lambda p, f: synthetic.write_video(p, f, FPS, 'libx264', audio=True, key_every=20),
     'xvid.avi': lambda p, f: synthetic.write_video(p, f, FPS, 'mpeg4', key_every=20),
     'xvid_b_frames.avi': write_xvid_with_b_frames,
+    'xvid_packed.avi': lambda p, f: synthetic.write_video(p, f, FPS, 'mpeg4', audio=True, key_every=20,
+                                                          packed_b_frames=True),
     'vp9.webm': lambda p, f: synthetic.write_video(p, f, 12, 'libvpx-vp9', key_every=20),
     'vfr.mp4': write_vfr,
     'no_duration.mkv': write_headerless_mkv,
@@ -167,6 +169,53 @@ def test_constant_frame_rate_index_is_frame_number(videos, name):
     indices = [0, 1, 19, 20, 21, 50, 99]
     assert len(everything) == FRAMES
     assert torch.equal(decode.read_video_frames(videos / name, indices), everything[indices].permute(0, 3, 1, 2))
+
+
+def sequential_frames(path):
+    """Every frame of a plain decode from the start, in the order the decoder hands them out: (T, 3, H, W)."""
+    with av.open(str(path)) as container:
+        frames = [frame.to_ndarray(format='rgb24') for frame in container.decode(video=0)]
+    return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)
+
+
+def test_packed_b_frames_file_is_packed(videos):
+    """The synthetic file has the quirk of DivX 5 / XviD packed files: the header's user data says 'p'acked, a
+    chunk holds a P-frame and the B-frame shown before it, a placeholder chunk of a few bytes follows, and the
+    times derived from the chunks' order are out of order for the frames a plain decode hands out."""
+    path = videos / 'xvid_packed.avi'
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        assert b'DivX503b1393p' in stream.codec_context.extradata and decode._packed(stream)
+        assert [s.type for s in container.streams] == ['video', 'audio'] and stream.frames == FRAMES
+        chunks = [bytes(packet) for packet in container.demux(stream) if packet.size]
+    with av.open(str(path)) as container:
+        pts = [frame.pts for frame in container.decode(video=0)]
+    assert len(chunks) == FRAMES and len(pts) == FRAMES
+    two = [k for k, chunk in enumerate(chunks) if chunk.count(decode.VOP_START) == 2]
+    assert len(two) > FRAMES // 3 and all(len(chunks[k + 1]) < 20 for k in two)  # P+B, then a placeholder
+    assert any(b < a for a, b in zip(pts, pts[1:]))
+    for name in ('xvid.avi', 'xvid_b_frames.avi', 'h264_aac.mp4'):
+        with av.open(str(videos / name)) as container:
+            assert not decode._packed(container.streams.video[0])
+
+
+def test_packed_b_frames_read_the_sequential_frames(videos, monkeypatch):
+    """On a packed file, grid index i reads the i-th frame of a plain decode (as PyAV, decord and the ffmpeg
+    command line decode it), for every index, on the seek path and on the path from the start alike."""
+    path = videos / 'xvid_packed.avi'
+    everything = sequential_frames(path)
+    assert len(everything) == FRAMES
+    monkeypatch.setattr(decode, '_shown_frames_from_start', no_fallback)
+    for indices in [list(range(FRAMES))] + index_sets(FRAMES):
+        expected = everything[torch.as_tensor(indices).clamp(max=FRAMES - 1)]
+        assert torch.equal(decode.read_video_frames(path, indices), expected), indices
+    spec = dict(sampler='window', num_frames=8, clip_seconds=1.0)
+    for u in torch.linspace(0, 1, 9, dtype=torch.float64):  # windows everywhere, each read with its own seek
+        indices = decode.clip_indices(spec, FRAMES, FPS, u.expand(1, 8))
+        assert torch.equal(decode.read_clips(path, spec, u.expand(1, 8))[0], everything[indices[0]])
+    monkeypatch.undo()
+    monkeypatch.setattr(decode, '_shown_frames', lambda *args: None)  # decode from the start
+    assert torch.equal(decode.read_video_frames(path, list(range(FRAMES))), everything)
 
 
 def test_headers(videos):
