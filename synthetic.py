@@ -66,10 +66,13 @@ def render_image(colour, shape, rng, size=64):
     return image, (int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max()))
 
 
-def write_synthetic_tinyimagenet(root, seed=0, num_classes=10, train_per_class=100, val_per_class=20, size=64):
-    """Write a Tiny-ImageNet-200 layout of num_classes appearance classes (see readers.read_tinyimagenet)."""
+def write_synthetic_tinyimagenet(root, seed=0, num_classes=10, train_per_class=100, val_per_class=20, size=64,
+                                 classes=None):
+    """Write a Tiny-ImageNet-200 layout of num_classes appearance classes (see readers.read_tinyimagenet); classes,
+    a list of object names of OBJECTS (e.g. ['RedSquare', 'BlueRing']), picks the objects instead: images of the
+    objects that the videos of those classes show."""
     root = Path(root)
-    classes = TINY_CLASSES[:num_classes]
+    classes = TINY_CLASSES[:num_classes] if classes is None else [OBJECTS[name] for name in classes]
     wnids = [f"n9{i:07d}" for i in range(len(classes))]  # the real 'n' + 8 digits form; no real wnid starts n9
     root.mkdir(parents=True, exist_ok=True)
     (root / 'wnids.txt').write_text(''.join(f"{w}\n" for w in wnids))
@@ -113,6 +116,19 @@ SHAPE_POOL = {'MoveLeft': MOTION_SHAPES, 'Grow': MOTION_SHAPES,
               'BounceBall': ('circle',), 'BounceBox': ('square',)}
 COLOUR_POOL = {'MoveLeft': MOTION_COLOURS, 'Grow': MOTION_COLOURS, 'BounceBall': ('red',), 'BounceBox': ('blue',)}
 
+# Appearance-only video classes, one per object: 'RedSquare' is a red square that moves along one of
+# OBJECT_MOTIONS, drawn per video, so that only the object tells the class (and reversing a clip gives a clip of
+# the same class). All 36 objects of COLOURS x SHAPES; the first ten are TINY_CLASSES, in their order, so that
+# write_synthetic_tinyimagenet(classes=[...]) writes images of the same objects.
+OBJECTS = {f"{colour.capitalize()}{shape.capitalize()}": (colour, shape)
+           for colour, shape in TINY_CLASSES + [(c, s) for s in SHAPES for c in COLOURS if (c, s) not in TINY_CLASSES]}
+OBJECT_MOTIONS = ('MoveLeft', 'MoveRight', 'Grow', 'Shrink', 'BounceBall')
+
+
+def _class_key(cls):
+    """The number of a video class in the writers' seeds: UCF_CLASSES first, then OBJECTS."""
+    return UCF_CLASSES.index(cls) if cls in UCF_CLASSES else len(UCF_CLASSES) + list(OBJECTS).index(cls)
+
 
 def _move_left(rng, width, height, s):
     r = rng.uniform(11, 14)
@@ -138,13 +154,19 @@ def _bounce(rng, width, height, s):
 TRAJECTORIES = {'MoveLeft': _move_left, 'Grow': _grow, 'BounceBall': _bounce, 'BounceBox': _bounce}
 
 
-def render_video(cls, rng, width=64, height=48, num_frames=75):
-    """Frames (T, H, W, 3) uint8 of one synthetic video of class cls, drawing everything from rng."""
+def render_video(cls, rng, width=64, height=48, num_frames=75, colours=None, shapes=None):
+    """Frames (T, H, W, 3) uint8 of one synthetic video of class cls (of UCF_CLASSES or OBJECTS), drawing
+    everything from rng; colours, shapes: the pools the object is drawn from (default: the class's own)."""
+    if cls in OBJECTS:  # a fixed object, in a motion drawn per video
+        colour, shape = OBJECTS[cls]
+        motion = OBJECT_MOTIONS[rng.integers(len(OBJECT_MOTIONS))]
+        return render_video(motion, rng, width, height, num_frames, (colour,), (shape,))
     if cls in REVERSED:
-        return render_video(REVERSED[cls], rng, width, height, num_frames)[::-1].copy()
+        return render_video(REVERSED[cls], rng, width, height, num_frames, colours, shapes)[::-1].copy()
+    colours, shapes = colours or COLOUR_POOL[cls], shapes or SHAPE_POOL[cls]
     background = _background(rng, height, width)                        # (H, W, 3)
-    colour = _colour(rng, COLOUR_POOL[cls][rng.integers(len(COLOUR_POOL[cls]))])
-    shape = SHAPE_POOL[cls][rng.integers(len(SHAPE_POOL[cls]))]
+    colour = _colour(rng, colours[rng.integers(len(colours))])
+    shape = shapes[rng.integers(len(shapes))]
     cx, cy, r = TRAJECTORIES[cls](rng, width, height, np.linspace(0, 1, num_frames))  # each (T,)
     yy, xx = np.mgrid[0:height, 0:width]                                # (H, W)
     mask = SHAPES[shape](xx - cx[:, None, None], yy - cy[:, None, None], r[:, None, None])  # (T, H, W)
@@ -167,7 +189,7 @@ def write_synthetic_ucf101(root, seed=0, classes=UCF_CLASSES, groups=25, clips=2
         for g in range(1, groups + 1):
             for c in range(1, clips + 1):
                 rel = f"{cls}/v_{cls}_g{g:02d}_c{c:02d}.avi"
-                rng = np.random.default_rng([seed, UCF_CLASSES.index(cls), g, c])
+                rng = np.random.default_rng([seed, _class_key(cls), g, c])
                 write_video(root / 'UCF-101' / rel, render_video(cls, rng, width, height, round(seconds * fps)), fps,
                             'mpeg4')
                 videos.append((rel, label + 1, g))
@@ -277,7 +299,7 @@ def write_sine(container, seconds, hz, rate=16000, codec='aac'):
 
 def _synthetic_video(cls, seed, dataset, n, width, height, fps, seconds):
     """Frames of synthetic video n of UCF-style class cls; `dataset` keeps the formats' pixels distinct."""
-    rng = np.random.default_rng([seed, dataset, UCF_CLASSES.index(cls), n])
+    rng = np.random.default_rng([seed, dataset, _class_key(cls), n])
     return render_video(cls, rng, width, height, round(seconds * fps))
 
 
@@ -407,6 +429,7 @@ def write_synthetic_ssv2(root, seed=0, classes=UCF_CLASSES, train_per_class=8, v
 
 MOMENTS_NAMES = {'MoveLeft': 'leaving', 'MoveRight': 'entering', 'Grow': 'inflating', 'Shrink': 'deflating',
                  'BounceBall': 'bouncing', 'BounceBox': 'dropping'}
+MOMENTS_NAMES.update({name: f'{colour} {shape}' for name, (colour, shape) in OBJECTS.items()})  # 'red square'
 
 
 def write_synthetic_moments(root, seed=0, classes=UCF_CLASSES, train_per_class=8, val_per_class=2, width=64,
