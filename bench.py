@@ -58,8 +58,8 @@ except (ImportError, OSError, RuntimeError):
 from torch.utils.flop_counter import FlopCounterMode
 
 import decode
+import encode
 import losses
-import synthetic
 from model import MVIT_PRESETS, VisionTransformer
 from pretrained import from_torchvision
 
@@ -243,18 +243,18 @@ def write_kinetics_like(path, seconds=10, fps=30, width=452, height=340, seed=0)
         stream = container.add_stream('libx264', rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, 'yuv420p'
         stream.codec_context.gop_size = 2 * fps  # a key frame every 2 s
-        synthetic.write_sine(container, seconds, 440)
+        encode.write_sine(container, seconds, 440)
         for t in range(round(seconds * fps)):
             container.mux(stream.encode(av.VideoFrame.from_ndarray(panning_frame(t, xx, yy, rng), format='rgb24')))
         container.mux(stream.encode())
 
 
 def write_ucf_like(path, seconds=7, fps=Fraction(30000, 1001), width=320, height=240, seed=0):
-    """A UCF101-like XviD + MP3 AVI (see the module docstring), written by synthetic.write_video."""
+    """A UCF101-like XviD + MP3 AVI (see the module docstring), written by encode.write_video."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)  # (H, W)
     frames = np.stack([panning_frame(t, xx, yy, rng) for t in range(round(seconds * fps))])  # (T, H, W, 3)
-    synthetic.write_video(path, frames, fps, 'mpeg4', audio=True, key_every=12)
+    encode.write_video(path, frames, fps, 'mpeg4', audio=True, key_every=12)
 
 
 def read_from_start(path, indices, whole):

@@ -14,6 +14,7 @@ from PIL import Image
 import config
 import data
 import decode
+import encode
 import readers
 import synthetic
 
@@ -28,7 +29,7 @@ def moving_video(num_frames, seed=0):
                            synthetic.render_video('Grow', rng, 64, 48, num_frames - half)])
 
 
-def encode(container, stream, frames, times=None):
+def mux_frames(container, stream, frames, times=None):
     """Mux frames (T, H, W, 3) into an opened stream; times (T,) in stream.time_base units set the pts (VFR)."""
     stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], 'yuv420p'
     for n, image in enumerate(frames):
@@ -46,7 +47,7 @@ def write_xvid_with_b_frames(path, frames):
         stream = container.add_stream('mpeg4', rate=FPS)
         stream.codec_context.max_b_frames, stream.codec_context.gop_size = 2, 20
         stream.codec_context.codec_tag = 'XVID'
-        encode(container, stream, frames)
+        mux_frames(container, stream, frames)
 
 
 def write_vfr(path, frames):
@@ -57,7 +58,7 @@ def write_vfr(path, frames):
         stream = container.add_stream('libx264', rate=30)
         stream.codec_context.time_base = stream.time_base = Fraction(1, 1000)
         stream.codec_context.gop_size = 10
-        encode(container, stream, frames, np.round(seconds * 1000))
+        mux_frames(container, stream, frames, np.round(seconds * 1000))
 
 
 class Unseekable(io.RawIOBase):
@@ -78,7 +79,7 @@ def write_headerless_mkv(path, frames):
     with av.open(pipe, 'w', format='matroska') as container:
         stream = container.add_stream('libx264', rate=FPS)
         stream.codec_context.gop_size = 20
-        encode(container, stream, frames)
+        mux_frames(container, stream, frames)
     path.write_bytes(pipe.buffer)
 
 
@@ -87,17 +88,17 @@ def write_raw_h264(path, frames):
     with av.open(str(path), 'w', format='h264') as container:
         stream = container.add_stream('libx264', rate=FPS)
         stream.codec_context.gop_size = 20
-        encode(container, stream, frames)
+        mux_frames(container, stream, frames)
 
 
 FRAMES = 100  # 4 s at 25 fps
 WRITERS = {
-    'h264_aac.mp4': lambda p, f: synthetic.write_video(p, f, FPS, 'libx264', audio=True, key_every=20),
-    'xvid.avi': lambda p, f: synthetic.write_video(p, f, FPS, 'mpeg4', key_every=20),
+    'h264_aac.mp4': lambda p, f: encode.write_video(p, f, FPS, 'libx264', audio=True, key_every=20),
+    'xvid.avi': lambda p, f: encode.write_video(p, f, FPS, 'mpeg4', key_every=20),
     'xvid_b_frames.avi': write_xvid_with_b_frames,
-    'xvid_packed.avi': lambda p, f: synthetic.write_video(p, f, FPS, 'mpeg4', audio=True, key_every=20,
+    'xvid_packed.avi': lambda p, f: encode.write_video(p, f, FPS, 'mpeg4', audio=True, key_every=20,
                                                           packed_b_frames=True),
-    'vp9.webm': lambda p, f: synthetic.write_video(p, f, 12, 'libvpx-vp9', key_every=20),
+    'vp9.webm': lambda p, f: encode.write_video(p, f, 12, 'libvpx-vp9', key_every=20),
     'vfr.mp4': write_vfr,
     'no_duration.mkv': write_headerless_mkv,
     'raw.h264': write_raw_h264,
