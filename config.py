@@ -68,10 +68,18 @@ beta2 = 0.999
 grad_clip = 1.0                # 0 disables clipping
 label_smoothing = 0.0          # cross-entropy label smoothing (0.1 in MultiTrain)
 grad_accum = 1                 # micro-batches per optimizer step (per rank): same as a batch grad_accum x larger
+optimizer = 'adamw'            # 'adamw' (beta1, beta2 below) or 'sgd' (with momentum, Nesterov off: CoVeR)
+momentum = 0.9                 # optimizer='sgd': momentum
+lr_schedule = 'cosine'         # 'cosine': warm-up, then cosine decay to min_lr at max_iters; 'step': warm-up, then
+                               # lr x lr_factor at each of lr_milestones (CoVeR: 5e-3, 5e-4, 5e-5)
+lr_milestones = []             # lr_schedule='step': the iterations at which the lr drops
+lr_factor = 0.1                # lr_schedule='step': what each milestone multiplies the lr by
 # ---- co-training: how datasets share iterations and steps (data.py rounds(), train.py)
 sampling = 'round_robin'       # 'round_robin' (IV-ViT: each round one batch of every dataset, in order),
-                               # 'proportional' (CoVeR: each batch from one dataset drawn with p ~ its size),
-                               # 'mixed' (MultiTrain: batches mixing all same-shape datasets, sizes summed)
+                               # 'proportional' (CoVeR: every round holds every dataset, each in proportion to
+                               # its size: one batch per sample shape, the sum of the batch sizes split over the
+                               # shapes by size), 'mixed' (MultiTrain: batches mixing all same-shape datasets,
+                               # batch sizes summed)
 update = 'per_dataset'         # 'per_dataset': a step after each batch (IV-ViT); 'per_round': one step on the
                                # sum over the round's batches (CoVeR, MultiTrain)
 # ---- objective (losses.py Objective; multitrain.txt eqs. 2-6, cover.txt 3.3.1). Defaults: plain cross-entropy
@@ -83,6 +91,10 @@ expander_hidden = 384          # expander MLP hidden width (official: 4096)
 expander_out = 96              # expander output width (official: 768)
 uncertainty = False            # learned per-dataset loss weights (eq. 6)
 loss_weights = {}              # fixed per-dataset weights (CoVeR), e.g. {'shapes': 0.5}; a dataset not named weighs 1
+mixup_alpha = 0.0              # mixup: x = lam x + (1 - lam) x', lam ~ Beta(alpha, alpha), 0 = off (official
+                               # MultiTrain recipe: 0.8); partners are samples of the same dataset (mixup.py)
+cutmix_alpha = 0.0             # CutMix: a box of x' pasted into x, area 1 - lam, 0 = off (official: 1.0); with both
+                               # on, each batch uses one of them, chosen with probability 0.5
 eval_projected = False         # eval.py: also score each dataset with its projected logits Y'_k (eq. 4)
 # ---- eval.py research tools (eval.py --temporal_tests=True, probe.py)
 temporal_tests = False         # eval.py: also score each video dataset with its frames reversed, shuffled, static
@@ -97,6 +109,8 @@ device = 'auto'                # 'auto' (cuda if available), 'cpu', 'cuda', 'cud
 dtype = 'auto'                 # autocast: 'auto' (bfloat16 on a GPU, none on a CPU), 'float32' (none), 'bfloat16',
                                # 'float16' (with loss scaling: GPUs without bf16, such as the V100)
 compile = False                # torch.compile the model
+smoke = False                  # run the set-up shrunk, on synthetic copies of its datasets in a temporary folder:
+                               # a few iterations, a checkpoint, a resume from it and eval.py (smoke.py)
 # -----------------------------------------------------------------------------
 
 

@@ -32,6 +32,7 @@ import csv
 import difflib
 import functools
 import json
+import math
 import os
 import pickle
 import shutil
@@ -69,7 +70,10 @@ DATASET_DEFAULTS = dict(
     frames=False,           # read videos from folders of extracted frames (see decode.frame_folder), not by decoding
     flat=False,             # Kinetics: clips directly in {train,val}/, not in {train,val}/<label>/
     frames_fps=None,        # frames=True: the rate at which the frames were extracted (a folder has none)
+    clip_len=None,          # ActivityNet: the annotated segments are cut into clips of at most clip_len seconds,
+                            # each one sample (None: 10, as MultiTrain cuts them; see read_activitynet)
 )
+ACTIVITYNET_CLIP_LEN = 10.0  # MultiTrain: "We cut the annotated segments of the videos into 10-second long clips"
 
 # -----------------------------------------------------------------------------
 # annotation files
@@ -431,15 +435,19 @@ def _activitynet_database(path):
     return database
 
 
-def read_activitynet(root, split, frames=False):
+def read_activitynet(root, split, frames=False, clip_len=ACTIVITYNET_CLIP_LEN):
     """
     ActivityNet v1.3 layout:
         activity_net.v1-3.min.json    {"version": ..., "taxonomy": [...], "database": {"<id>": {"subset":
                                       "training" | "validation" | "testing", "duration": s, "url": ...,
                                       "annotations": [{"label": "Long jump", "segment": [t0, t1]}, ...]}}}
         videos/v_<id>.mp4 or videos/<id>.mp4 (or .mkv, .webm), <id> being the youtube id
-    Each annotated segment is one sample (path, label, (t0, t1)), its clips taken inside the segment (MultiTrain
-    trims the segments). 'train' is subset training, 'val' validation (testing has no labels). The classes are
+    Each annotated segment [t0, t1] is cut into ceil((t1 - t0) / clip_len) consecutive clips [t0, t0 + clip_len],
+    [t0 + clip_len, t0 + 2 clip_len], ..., the last ending at t1 (so at most clip_len seconds each), and each clip
+    is one sample (path, label, (start, end)), its frames taken inside it: MultiTrain (arXiv:2209.12362, section
+    4.1) cuts the segments into 10-second clips, 107K for training and 16K for testing, which sets ActivityNet's
+    share of a batch that mixes datasets by size (one sample per whole segment would give about 15K). The count
+    is printed. 'train' is subset training, 'val' validation (testing has no labels). The classes are
     the sorted labels of the training segments. Videos missing on disk are skipped, as in read_kinetics, and so
     are segments of zero length (t0 == t1: the real v1.3 file has some, e.g. [0, 0]); both are counted and printed.
     """
@@ -458,7 +466,9 @@ def read_activitynet(root, split, frames=False):
         stems = {name: name for name in names}
     else:
         stems = {os.path.splitext(n)[0]: n for n in names if os.path.splitext(n)[1] in ACTIVITYNET_SUFFIXES}
-    samples, missing, empty = [], 0, []
+    if not clip_len or clip_len <= 0:
+        raise ValueError(f"ActivityNet: clip_len must be a positive number of seconds, got {clip_len!r}")
+    samples, missing, empty, segments = [], 0, [], 0
     for video, annotations in videos.items():
         name = stems.get(f"v_{video}") or stems.get(video)
         if name is None:
@@ -471,7 +481,11 @@ def read_activitynet(root, split, frames=False):
             if a['segment'][0] == a['segment'][1]:
                 empty.append(f"database/{video}/annotations/{k}")
                 continue
-            samples.append((str(root / 'videos' / name), label_of[a['label']], tuple(a['segment'])))
+            t0, t1 = a['segment']
+            segments += 1
+            for k in range(max(1, math.ceil((t1 - t0) / clip_len - 1e-9))):  # (1e-9: 20 s is 2 clips, not 3)
+                samples.append((str(root / 'videos' / name), label_of[a['label']],
+                                (t0 + k * clip_len, min(t0 + (k + 1) * clip_len, t1))))
     if not samples:
         raise FileNotFoundError(f"{path}: none of its {len(videos)} {subset} videos is in {root / 'videos'}"
                                 + (" (frame folders)" if frames else ''))
@@ -479,6 +493,7 @@ def read_activitynet(root, split, frames=False):
         print(f"{path}: {missing} of {len(videos)} {subset} videos missing on disk")
     if empty:
         print(f"{path}: skipped {len(empty)} {subset} segment(s) of zero length, e.g. {', '.join(empty[:3])}")
+    print(f"{path}: {segments} {subset} segments cut into {len(samples)} clips of <= {clip_len:g} s")
     return samples, classes
 
 
@@ -807,7 +822,8 @@ FORMATS = {
     'minikinetics': ('video', lambda spec, split: read_minikinetics(spec['root'], split, spec['frames'])),
     'ssv2': ('video', lambda spec, split: read_ssv2(spec['root'], split)),
     'moments': ('video', lambda spec, split: read_moments(spec['root'], split)),
-    'activitynet': ('video', lambda spec, split: read_activitynet(spec['root'], split, spec['frames'])),
+    'activitynet': ('video', lambda spec, split: read_activitynet(
+        spec['root'], split, spec['frames'], spec['clip_len'] or ACTIVITYNET_CLIP_LEN)),
 }
 DATASETS = {'image': ImageDataset, 'cifar': CifarDataset, 'video': VideoDataset}
 
@@ -894,28 +910,64 @@ def make_loader(spec, split, cfg, rank=0, world=1, train=None):
     return _loader(dataset, spec['batch_size'], train, cfg, rank, world, spec['root'])
 
 
+def split_batch(total, sizes):
+    """`total` samples split over groups in proportion to their sizes: each group gets the floor of its exact share,
+    at least 1, and the samples left go to the largest remainders (ties to the first). [8, 8] for (16, [1.2M, 1.28M])."""
+    if total < len(sizes):
+        raise ValueError(f"a batch of {total} cannot hold one sample of each of {len(sizes)} sample shapes")
+    exact = [total * n / sum(sizes) for n in sizes]
+    out = [max(1, int(e)) for e in exact]
+    while sum(out) < total:  # the largest remainders first
+        out[max(range(len(out)), key=lambda g: (exact[g] - out[g], -g))] += 1
+    while sum(out) > total:  # the minimum of 1 took too many: take back from the most over-served group
+        out[min((g for g in range(len(out)) if out[g] > 1), key=lambda g: (exact[g] - out[g], g))] -= 1
+    return out
+
+
 def make_train_loaders(specs, cfg, rank=0, world=1):
     """
     The training loaders of a run: {key: (names, loader)}, names being the datasets whose samples the loader's
-    batches hold. With sampling='mixed', datasets whose samples have the same shape (all images; videos of the
-    same num_frames) share one loader over their concatenation, a batch holding the sum of their batch sizes
-    drawn uniformly over all their samples, i.e. each dataset in proportion to its size (MultiTrain); its
-    batches are (x, y, ds) with ds (B,) the position of each sample's dataset in names. Otherwise each dataset
-    has a loader of its own, batches (x, y).
+    batches hold. With sampling='mixed' or 'proportional', datasets whose samples have the same shape (all images;
+    videos of the same num_frames) share one loader over their concatenation, whose batches are drawn uniformly
+    over all their samples, i.e. each dataset in proportion to its size; they are (x, y, ds) with ds (B,) the
+    position of each sample's dataset in names. A group's batch size is
+      'mixed' (MultiTrain): the sum of its datasets' batch sizes;
+      'proportional' (CoVeR): its share, by size, of the sum of ALL datasets' batch sizes (split_batch). One round
+        takes one batch of every group, so that every step sees images and videos together and every dataset's
+        share of the step's samples is its share of the data (up to rounding the group batches to integers).
+    Otherwise each dataset has a loader of its own, batches (x, y).
     """
-    if cfg.sampling != 'mixed':
+    if cfg.sampling not in ('mixed', 'proportional'):
         return {name: ((name,), make_loader(spec, 'train', cfg, rank, world)) for name, spec in specs.items()}
     groups = {}  # sample shape -> [(name, dataset)]
     for name, spec in specs.items():
         dataset = _dataset(spec, 'train', cfg, rank)
         groups.setdefault(spec['num_frames'] if dataset.is_video else 'image', []).append((name, dataset))
+    if cfg.sampling == 'proportional':
+        batch_sizes = split_batch(sum(spec['batch_size'] for spec in specs.values()),
+                                  [sum(len(d) for _, d in members) for members in groups.values()])
+    else:
+        batch_sizes = [sum(specs[name]['batch_size'] for name, _ in members) for members in groups.values()]
     loaders = {}
-    for members in groups.values():
+    for members, batch_size in zip(groups.values(), batch_sizes):
         names = tuple(name for name, _ in members)
-        batch_size = sum(specs[name]['batch_size'] for name in names)
         mixed = MixedDataset(dataset for _, dataset in members)
         loaders['+'.join(names)] = (names, _loader(mixed, batch_size, True, cfg, rank, world, ' + '.join(names)))
     return loaders
+
+
+def sample_shares(loaders):
+    """{dataset: (its expected share of a round's samples, its share of all training samples)} for
+    make_train_loaders()'s loaders: what 'proportional' sampling makes equal (up to rounding)."""
+    total_batch = sum(loader.batch_sampler.batch_size for _, loader in loaders.values())
+    total_size = sum(len(loader.dataset) for _, loader in loaders.values())
+    shares = {}
+    for names, loader in loaders.values():
+        parts = loader.dataset.datasets if isinstance(loader.dataset, MixedDataset) else [loader.dataset]
+        for name, part in zip(names, parts):
+            shares[name] = (loader.batch_sampler.batch_size / total_batch * len(part) / len(loader.dataset),
+                            len(part) / total_size)
+    return shares
 
 
 def forever(loader, start=0):
@@ -937,40 +989,19 @@ def _labelled(names, loader, start):
         yield names, x, y, ds
 
 
-def _draws(sizes, seed):
-    """Loader picks without end, each with probability proportional to sizes (CoVeR), in blocks of 1024 drawn
-    from a generator seeded by (seed, block): the same on every rank, and cheap to replay on resume."""
-    block = 0
-    while True:
-        generator = torch.Generator().manual_seed(sample_seed(seed, 1 << 32, block))  # apart from the samplers' seeds
-        yield from torch.multinomial(sizes, 1024, replacement=True, generator=generator).tolist()
-        block += 1
-
-
 def rounds(loaders, sampling='round_robin', seed=0, accum=1, start=0):
     """
     Training rounds without end, from round `start` on; train.py takes one round per iteration. A round is a
     list of slots, a slot a list of `accum` consecutive batches (names, x, y, ds) of one loader (the
-    micro-batches of one optimizer step). loaders is make_train_loaders()'s {key: (names, loader)}.
-    'round_robin' and 'mixed': one slot per loader, in order (IV-ViT's fixed order).
-    'proportional': as many slots as loaders, each from a loader drawn with probability proportional to its
-        dataset's size (CoVeR); a small dataset may sit out a round, a large one come twice.
+    micro-batches of one optimizer step). loaders is make_train_loaders()'s {key: (names, loader)}: for every
+    sampling scheme one slot per loader, in order (IV-ViT's fixed order); what differs is what the loaders hold
+    (one dataset each, or groups of datasets with 'mixed' and 'proportional', see make_train_loaders).
     Restarting at `start` continues exactly where a run that had taken `start` rounds was: each loader resumes
-    at the number of batches it had given by then.
+    at the number of batches it had given by then. (seed is unused: the loaders' samplers carry their seeds.)
     """
-    keys = list(loaders)
-    if sampling == 'proportional':
-        sizes = torch.tensor([len(loaders[key][1].dataset) for key in keys], dtype=torch.float64)
-        draws = _draws(sizes, seed)
-        given = [0] * len(keys)
-        for _ in range(start * len(keys)):  # replay the picks of the rounds before `start`
-            given[next(draws)] += accum
-        next_keys = lambda: [keys[next(draws)] for _ in keys]
-    elif sampling in ('round_robin', 'mixed'):
-        given = [start * accum] * len(keys)
-        next_keys = lambda: keys
-    else:
+    if sampling not in ('round_robin', 'proportional', 'mixed'):
         raise ValueError(f"sampling must be 'round_robin', 'proportional' or 'mixed', got {sampling!r}")
-    streams = {key: _labelled(*loaders[key], n) for key, n in zip(keys, given)}
+    keys = list(loaders)
+    streams = {key: _labelled(*loaders[key], start * accum) for key in keys}
     while True:
-        yield [[next(streams[key]) for _ in range(accum)] for key in next_keys()]
+        yield [[next(streams[key]) for _ in range(accum)] for key in keys]

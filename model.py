@@ -462,12 +462,15 @@ POSITION_PARAMS = ('cls_token', 'pos_embed', 'pos_embed_time', 'pos_embed_space'
                    'rel_pos_t', 'rel_pos_h', 'rel_pos_w')
 
 
-def configure_optimizer(model, lr, weight_decay, betas, device_type):
-    """AdamW with weight decay on weight matrices and kernels only (not on biases, norms, tokens, positions)."""
+def configure_optimizer(model, lr, weight_decay, betas, device_type, kind='adamw', momentum=0.9):
+    """AdamW (kind='adamw', betas) or SGD with momentum (kind='sgd', CoVeR), with weight decay on weight matrices
+    and kernels only (not on biases, norms, tokens, positions)."""
     params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     no_decay = lambda n, p: p.ndim < 2 or n.split('.')[-1] in POSITION_PARAMS  # also as step.model.*
     groups = [dict(params=[p for n, p in params if not no_decay(n, p)], weight_decay=weight_decay),
               dict(params=[p for n, p in params if no_decay(n, p)], weight_decay=0.0)]
+    if kind == 'sgd':
+        return torch.optim.SGD(groups, lr=lr, momentum=momentum)
     return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=device_type == 'cuda')
 
 
