@@ -1,4 +1,4 @@
-# MultiTrain as the paper describes it ("Ours" in multitrain.txt Table 3): every head on every sample through the
+# MultiTrain as the paper describes it ("Ours" in Table 3 of arXiv:2209.12362): every head on every sample through the
 # projection, added to the head's own logits (eqs. 4-5), the informative loss on the expander's output (eqs. 2-3,
 # weights 1), learned uncertainty weights (eq. 6), batches that mix the datasets and one step per round.
 # An objective file: give it after a data set-up, with an out_dir of its own, e.g.

@@ -1,4 +1,4 @@
-# "w/o Projection Loss" of multitrain.txt Table 3: cross-entropy of each dataset's own head plus the informative
+# "w/o Projection Loss" of MultiTrain's Table 3 (arXiv:2209.12362): cross-entropy of each dataset's own head plus the informative
 # loss (eqs. 2-3); no projection between label spaces.
 #   python train.py config/multitrain_demo.py config/multitrain_no_projection.py --out_dir=out/mt/no_projection
 sampling = 'mixed'

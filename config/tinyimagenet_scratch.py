@@ -9,7 +9,7 @@
 #       --datasets="{'tinyimagenet': {'format': 'tinyimagenet', 'root': '../shared/data/tiny-imagenet-200-mini', 'batch_size': 64, 'crop_scale': (0.25, 1.0)}}"
 #   python eval.py config/tinyimagenet_scratch.py --datasets="{...the same...}"
 #
-# The paper's number: IV-ViT reports 23.65% top-1 from scratch on the full Tiny-ImageNet (papers/iv-vit.txt Table 1),
+# The paper's number: IV-ViT reports 23.65% top-1 from scratch on the full Tiny-ImageNet (arXiv:2308.10533, Table 1),
 # with a ViT-B/16 at 224x224 co-trained on four datasets for 20k iterations. A different budget and model: this
 # file trains a 1.24 M-parameter ViT on 32x32 inputs, so do not expect that number from it.
 # Data: data/tiny-imagenet-200/ as unzipped from tiny-imagenet-200.zip (README, Real data).

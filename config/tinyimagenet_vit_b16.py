@@ -5,7 +5,7 @@
 #   torchrun --standalone --nproc_per_node=8 train.py config/tinyimagenet_vit_b16.py   # batch_size is per GPU
 #   python eval.py config/tinyimagenet_vit_b16.py
 #
-# Aims at: IV-ViT's 83.22% top-1 on Tiny-ImageNet (papers/iv-vit.txt Table 1), a ViT-B/16 pretrained on Kinetics-400
+# Aims at: IV-ViT's 83.22% top-1 on Tiny-ImageNet (arXiv:2308.10533, Table 1), a ViT-B/16 pretrained on Kinetics-400
 # and co-trained on four datasets. Not the same set-up: these weights come from ImageNet-1k, whose images
 # Tiny-ImageNet's were drawn from, so this is an easier transfer than the paper's. Not run here (no GPU, and the
 # build machines cannot download weights); the settings are a common fine-tuning recipe, not tuned.
