@@ -38,7 +38,7 @@ SMOKE_DATA = {
     'moments': _VIDEOS,
     'activitynet': dict(classes=_CLASSES, train_per_class=2, val_per_class=1),
 }
-SMOKE_ITERS = 4           # trained as 2 + 2 around the reloaded checkpoint
+SMOKE_ITERS = 2           # trained as 1 + 1 around the reloaded checkpoint
 SMOKE_BATCH = 2           # per dataset and rank
 SMOKE_SIDE = 32           # input side; a multiple of the ViT patch and of MViT's total stride of 32
 SMOKE_FRAMES = 4          # frames per clip
@@ -61,8 +61,8 @@ def missing_roots_message(cfg, argv):
     lines = [f"{len(missing)} of {len(cfg.datasets)} dataset roots are missing, so nothing was started:"]
     for name, spec in missing:
         fmt = spec.get('format')
-        lines.append(f"  {name}: {spec.get('root')} is missing ({WHERE.get(fmt, fmt)}, format {fmt!r}: how to get "
-                     f"it and its layout in README.md, section \"Real data\", #real-data)")
+        lines.append(f"  {name}: {spec.get('root')} is missing: {WHERE.get(fmt, fmt)} (format {fmt!r}), see "
+                     f"README.md#real-data for where to get it and the layout it needs")
     lines += ["Put the datasets there (or point each dataset's 'root' at its copy), or first check that this set-up "
               "runs end to end, on small synthetic copies of its datasets, with:",
               f"  python train.py {' '.join(argv)} --smoke=True"]
