@@ -21,12 +21,11 @@ import signal
 import sys
 import time
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
-
-import numpy as np
 
 import config
 import data
@@ -280,6 +279,7 @@ def mixed(it, s, m, names, x, y, ds):
     rng = np.random.default_rng([cfg.seed, it, s, m, rank])
     x, mix = mixup.mix(x, y, ds, cfg.mixup_alpha, cfg.cutmix_alpha, rng)
     return names, x, y, ds, mix
+
 
 # ---- the training loop. A resumed run continues every loader's sample sequence where it stopped
 # (data.rounds), and the samples' randomness comes from their own seeds (data.py), so with the model,
