@@ -7,7 +7,7 @@ Speed, measured side by side in one run and reported as a ratio. Three benchmark
     python bench.py --backbone=mvit                  # MViTv2-S, batch 2, 16x224x224 videos, on the CPU
     python bench.py --backbone=mvit --mvit_preset=tiny --num_frames=8 --img_size=32 --batch=32 --steps=10
     python bench.py --objective                      # the MultiTrain objective vs plain cross-entropy, ViT-B/16
-    python bench.py --decode                         # reading a training clip: seek vs decoding the whole video
+    python bench.py --decode                         # reading clips: ours vs torchcodec vs decoding everything
 
 Models: this project's model and torchvision's of the same shape carry the same weights (ours is converted from
 torchvision's), so both the outputs and the work are the same; each step is forward + backward of the mean
@@ -20,11 +20,14 @@ cross-entropy per dataset against the full MultiTrain objective (every head on e
 four label spaces of K400/MiT/SSv2/ActivityNet sizes, the 768 -> 4096 -> 768 expander with the informative loss,
 uncertainty weights). The paper calls the overhead negligible.
 
-Decode: clips per second of one process reading an IV-ViT training clip (8 frames over 2.67 s at a random start)
-from a Kinetics-like video (10 s of 452x340 H.264 at 30 fps, a key frame every 2 s, an AAC track), three ways:
-decode.read_clips (seek to the key frame before the window, decode forward to its last frame, skipping frames no
-other frame refers to), decoding from the start to the window's end, and decoding the whole video. The frames of
-every clip are checked equal across the three.
+Decode: milliseconds for one process to read a clip at a random start, an IV-ViT training clip (8 frames over
+2.67 s) and an MViT one (16x4: 16 frames 4 apart), from two videos: a Kinetics-like one (10 s of 452x340 H.264 at
+30 fps, a key frame every 2 s, an AAC track) and a UCF101-like one (7 s of 320x240 XviD AVI at 29.97 fps, a key
+frame every 12 frames, an MP3 track). The contenders: decode.read_clips (see decode.py), torchcodec when installed
+(the PyTorch project's decoder, an optional import: it needs FFmpeg's shared libraries from the system; its fast
+seek mode, one FFmpeg thread like ours), decoding from the start to the clip's last frame, and decoding the whole
+video. Every file is opened anew for every clip, as a dataset does. The frames of every clip are checked equal
+across all.
 
 In every benchmark the contenders alternate step by step, so that a machine that slows down mid-run slows all
 alike; the median step time is reported. Models and objective also print the FLOPs of a step
@@ -42,17 +45,23 @@ import tempfile
 import time
 import types
 from contextlib import nullcontext
+from fractions import Fraction
 
 import av
 import numpy as np
 import torch
 import torchvision
+try:  # optional, for --decode: it needs FFmpeg's shared libraries from the system (see the README)
+    from torchcodec.decoders import VideoDecoder
+except (ImportError, OSError, RuntimeError):
+    VideoDecoder = None
 from torch.utils.flop_counter import FlopCounterMode
 
 import decode
 import losses
 import synthetic
-from model import MVIT_PRESETS, VisionTransformer, from_torchvision
+from model import MVIT_PRESETS, VisionTransformer
+from pretrained import from_torchvision
 
 
 def alternate(steps, n, sync=lambda: None, warmup=2):
@@ -198,7 +207,7 @@ def bench_objective(args, device, autocast, sync):
 
     def step(objective):
         with autocast:
-            loss, _ = objective(model, names, x, y, ds)
+            loss, *_ = objective(model, names, x, y, ds)
         loss.backward()
 
     steps = {name: (lambda o=objective: step(o)) for name, objective in objectives.items()}
@@ -214,8 +223,20 @@ def bench_objective(args, device, autocast, sync):
 # decoding a training clip
 
 
+def panning_frame(t, xx, yy, rng):
+    """Frame t (H, W, 3) uint8 of a panning texture with moving discs; xx, yy: the pixel grid (H, W)."""
+    height, width = xx.shape
+    x, y = xx + 2 * t, yy + 0.5 * t  # the camera pans
+    image = np.stack([128 + 60 * np.sin(x / 17 + np.sin(y / 23)), 128 + 60 * np.sin(y / 13 + x / 41),
+                      128 + 50 * np.cos((x + y) / 29)], -1) + rng.normal(0, 4, (height, width, 3))
+    for k in range(4):  # discs that move on their own
+        cx, cy = (50 + 97 * k + 3 * t * (k + 1)) % width, (60 + 70 * k + np.sin(t / 10 + k) * 40) % height
+        image[(xx - cx) ** 2 + (yy - cy) ** 2 < (20 + 5 * k) ** 2] = (255 * (k % 2), 80 * k, 255 - 60 * k)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
 def write_kinetics_like(path, seconds=10, fps=30, width=452, height=340, seed=0):
-    """A Kinetics-like H.264 + AAC MP4 (see the module docstring): a panning texture with moving discs."""
+    """A Kinetics-like H.264 + AAC MP4 (see the module docstring)."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)  # (H, W)
     with av.open(str(path), 'w', format='mp4') as container:
@@ -224,15 +245,16 @@ def write_kinetics_like(path, seconds=10, fps=30, width=452, height=340, seed=0)
         stream.codec_context.gop_size = 2 * fps  # a key frame every 2 s
         synthetic.write_sine(container, seconds, 440)
         for t in range(round(seconds * fps)):
-            x, y = xx + 2 * t, yy + 0.5 * t  # the camera pans
-            image = np.stack([128 + 60 * np.sin(x / 17 + np.sin(y / 23)), 128 + 60 * np.sin(y / 13 + x / 41),
-                              128 + 50 * np.cos((x + y) / 29)], -1) + rng.normal(0, 4, (height, width, 3))
-            for k in range(4):  # discs that move on their own
-                cx, cy = (50 + 97 * k + 3 * t * (k + 1)) % width, (60 + 70 * k + np.sin(t / 10 + k) * 40) % height
-                image[(xx - cx) ** 2 + (yy - cy) ** 2 < (20 + 5 * k) ** 2] = (255 * (k % 2), 80 * k, 255 - 60 * k)
-            frame = av.VideoFrame.from_ndarray(np.clip(image, 0, 255).astype(np.uint8), format='rgb24')
-            container.mux(stream.encode(frame))
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(panning_frame(t, xx, yy, rng), format='rgb24')))
         container.mux(stream.encode())
+
+
+def write_ucf_like(path, seconds=7, fps=Fraction(30000, 1001), width=320, height=240, seed=0):
+    """A UCF101-like XviD + MP3 AVI (see the module docstring), written by synthetic.write_video."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)  # (H, W)
+    frames = np.stack([panning_frame(t, xx, yy, rng) for t in range(round(seconds * fps))])  # (T, H, W, 3)
+    synthetic.write_video(path, frames, fps, 'mpeg4', audio=True, key_every=12)
 
 
 def read_from_start(path, indices, whole):
@@ -248,39 +270,71 @@ def read_from_start(path, indices, whole):
     return torch.from_numpy(np.stack([arrays[i] for i in indices.tolist()])).permute(0, 3, 1, 2)  # (N, 3, H, W)
 
 
+def torchcodec_version():
+    if VideoDecoder is None:
+        return 'not installed'
+    import torchcodec
+    from torchcodec._core import get_ffmpeg_library_versions
+    return f"{torchcodec.__version__} (FFmpeg {get_ffmpeg_library_versions()['ffmpeg_version']})"
+
+
+def read_torchcodec(path, indices):
+    """Frames at indices (N,) read by torchcodec, the way its documentation recommends for sampling clips."""
+    decoder = VideoDecoder(str(path), seek_mode='approximate', num_ffmpeg_threads=1)
+    return decoder.get_frames_at(indices.tolist()).data  # (N, 3, H, W)
+
+
+DECODE_CLIPS = {'8 over 2.67 s': dict(sampler='window', num_frames=8, clip_seconds=2.67),
+                '16x4': dict(sampler='stride', num_frames=16, frame_stride=4)}
+
+
 def bench_decode(args):
+    contenders = ['seek'] + (['torchcodec'] if VideoDecoder else []) + ['start', 'whole']
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        path = args.decode_video
-        if path is None:
-            path = os.path.join(tmp, 'kinetics_like.mp4')
-            write_kinetics_like(path)
-        with av.open(str(path)) as container:
-            stream, fps, count, _ = decode._video_stream(container)
-            size = f'{stream.codec_context.width}x{stream.codec_context.height}'
-        spec = dict(sampler='window', num_frames=8, clip_seconds=2.67)
-        methods = {
-            'seek': lambda u: decode.read_clips(path, spec, u)[0],
-            'start': lambda u: read_from_start(path, decode.clip_indices(spec, count, fps, u)[0], whole=False),
-            'whole': lambda u: read_from_start(path, decode.clip_indices(spec, count, fps, u)[0], whole=True),
-        }
-        generator = torch.Generator().manual_seed(0)
-        times = {name: [] for name in methods}
-        for i in range(args.steps + 2):  # the three in turn on the same clip, as alternate() does for models
-            u = torch.rand(1, 1, generator=generator, dtype=torch.float64).expand(1, spec['num_frames'])  # start
-            clips = {}
-            for name, read in methods.items():
-                t0 = time.perf_counter()
-                clips[name] = read(u)
-                if i >= 2:
-                    times[name].append(time.perf_counter() - t0)
-            assert torch.equal(clips['seek'], clips['whole']) and torch.equal(clips['start'], clips['whole']), i
-        medians = {name: statistics.median(t) for name, t in times.items()}
-    print(f'decode: {args.decode_video or "a synthetic Kinetics-like video"}, {size}, {count} frames at {fps:g} fps; '
-          f'8-frame clips over 2.67 s at random starts, one process, {args.steps} clips each (frames equal)')
-    for name, median in medians.items():
-        print(f'{name:<6} {1 / median:7.1f} clips/s  ({median * 1e3:.1f} ms median)')
-    print(f'seek is {medians["whole"] / medians["seek"]:.2f}x faster than decoding the whole video and '
-          f'{medians["start"] / medians["seek"]:.2f}x faster than decoding from the start to the end of the window')
+        videos = {args.decode_video: args.decode_video} if args.decode_video else {
+            'Kinetics-like H.264': os.path.join(tmp, 'kinetics_like.mp4'),
+            'UCF101-like XviD': os.path.join(tmp, 'ucf101_like.avi')}
+        if not args.decode_video:
+            write_kinetics_like(videos['Kinetics-like H.264'])
+            write_ucf_like(videos['UCF101-like XviD'])
+        for video, path in videos.items():
+            with av.open(str(path)) as container:
+                stream, fps, count, _ = decode._video_stream(container)
+                about = f'{stream.codec_context.width}x{stream.codec_context.height} {stream.codec_context.name}, ' \
+                        f'{count} frames at {fps:.2f} fps'
+            for clip, spec in DECODE_CLIPS.items():
+                def indices(u):
+                    return decode.clip_indices(spec, count, fps, u)[0]
+                methods = {
+                    'seek': lambda u: decode.read_clips(path, spec, u)[0],
+                    'torchcodec': lambda u: read_torchcodec(path, indices(u)),
+                    'start': lambda u: read_from_start(path, indices(u), whole=False),
+                    'whole': lambda u: read_from_start(path, indices(u), whole=True),
+                }
+                generator = torch.Generator().manual_seed(0)
+                times = {name: [] for name in contenders}
+                cpu = {name: [] for name in contenders}  # process CPU time: steadier on a shared machine
+                for i in range(args.steps + 2):  # all in turn on the same clip, as alternate() does for models,
+                    u = torch.rand(1, 1, generator=generator, dtype=torch.float64).expand(1, spec['num_frames'])
+                    clips = {}  # each clip in another order: none always runs after the slow whole-video decode
+                    for name in contenders[i % len(contenders):] + contenders[:i % len(contenders)]:
+                        t0, c0 = time.perf_counter(), time.process_time()
+                        clips[name] = methods[name](u)
+                        if i >= 2:
+                            times[name].append(time.perf_counter() - t0)
+                            cpu[name].append(time.process_time() - c0)
+                    assert all(torch.equal(clips[name], clips['whole']) for name in contenders), (video, clip, i)
+                rows.append((f'{video} ({about})', clip, *({name: statistics.median(t) for name, t in d.items()}
+                                                           for d in (times, cpu))))
+    print(f'decode: one process, {args.steps} clips at random starts per row, each contender in turn on the same '
+          f'clip (frames equal); median ms per clip (wall clock, and CPU time of the process), and how many times '
+          f'longer than seek it takes')
+    for video, clip, wall, cpu in rows:
+        print(f'{video}, clip {clip}:')
+        for what, medians in (('wall', wall), ('cpu ', cpu)):
+            print(f'  {what}  ' + '  '.join(f'{name} {medians[name] * 1e3:.2f} ms '
+                                            f'({medians[name] / medians["seek"]:.2f}x)' for name in contenders))
 
 
 # -----------------------------------------------------------------------------
@@ -288,8 +342,8 @@ def bench_decode(args):
 if __name__ == '__main__':
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--objective', action='store_true', help='the MultiTrain objective vs cross-entropy')
-    parser.add_argument('--decode', action='store_true', help='clip decoding: seek vs from the start')
-    parser.add_argument('--decode_video', default=None, help='--decode: a video file (default: a synthetic one)')
+    parser.add_argument('--decode', action='store_true', help='clip decoding: ours vs torchcodec vs from the start')
+    parser.add_argument('--decode_video', default=None, help='--decode: a video file (default: two synthetic ones)')
     parser.add_argument('--backbone', default='vit', choices=['vit', 'mvit'])
     parser.add_argument('--img_size', type=int, default=224)
     parser.add_argument('--num_frames', type=int, default=16, help='mvit: frames per clip')
@@ -314,7 +368,8 @@ if __name__ == '__main__':
     sync = torch.cuda.synchronize if on_gpu else (lambda: None)
     if not args.peak_of:
         print(f'{args.device}, {args.dtype if on_gpu else "float32"}, torch {torch.__version__}, '
-              f'PyAV {av.__version__}')
+              f'torchvision {torchvision.__version__}, PyAV {av.__version__} (FFmpeg {av.ffmpeg_version_info})'
+              + (f', torchcodec {torchcodec_version()}' if args.decode else ''))
     if args.decode:
         bench_decode(args)
     elif args.objective:

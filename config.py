@@ -9,10 +9,12 @@ Arguments are applied left to right, so a later one wins. An argument is either
     with `_` are private helpers, and imported modules, functions and classes are ignored;
   - an override `--key=value`: the value is read as a Python literal (`3e-4`, `None`, `[1, 2]`),
     or taken as a bare string when it is not one (`--out_dir=out/x`).
-Every value is checked against the type of its default below, and every mistake (unknown key, wrong
-type, broken file) raises ConfigError with one line saying what went wrong and where. This is
-nanoGPT's configurator with its sharp edges filed off: a typo like `--lrr=1` fails loudly instead
-of silently creating a new global.
+Every value is checked against the type of its default below, every choice against CHOICES, every dataset's
+settings against DATASET_DEFAULTS and FORMATS (check(), the one place where allowed values are checked), and
+every mistake (unknown key, wrong type or value, broken file) raises ConfigError with one line saying what went
+wrong and where. This is nanoGPT's configurator with its sharp edges filed off: a typo like `--lrr=1` fails
+loudly instead of silently creating a new global. Below the settings: what `device` and `dtype` mean on this
+machine (resolve_device, autocast_for), for train.py, eval.py and probe.py alike.
 """
 import ast
 import builtins
@@ -21,6 +23,9 @@ import difflib
 import os
 import traceback
 import types
+from contextlib import nullcontext
+
+import torch
 
 # ---- I/O and logging
 out_dir = 'out/demo'           # checkpoints, log.jsonl, config.json and eval.json go here
@@ -31,7 +36,7 @@ eval_max_batches = None        # cap on evaluation batches per dataset during tr
 keep_last = 0                  # also keep the last N evaluated checkpoints as ckpt_<iter>.pt (0: only ckpt.pt)
 save_best = False              # also keep ckpt_best.pt, the checkpoint with the best mean top-1 over datasets
 seed = 1337
-# ---- data: one entry per dataset, trained round-robin in this order (see data.py for every key)
+# ---- data: one entry per dataset, trained round-robin in this order (DATASET_DEFAULTS below: every key)
 # The demo: synthetic data written on first use. Crops keep >= 35% of an image so that the shape stays in view;
 # no flips for `motions`, whose classes MoveLeft and MoveRight a horizontal flip would swap.
 datasets = {
@@ -59,6 +64,8 @@ head = 'linear'                # per-dataset head: 'linear' or 'mlp'
 drop_path = 0.0
 # ---- optimisation
 max_iters = 800                # one iteration = one batch of every dataset
+optimizer = 'adamw'            # 'adamw', or 'sgd' with momentum (CoVeR)
+momentum = 0.9                 # optimizer='sgd': momentum
 lr = 1e-3
 min_lr = 1e-4
 warmup_iters = 50
@@ -68,13 +75,11 @@ beta2 = 0.999
 grad_clip = 1.0                # 0 disables clipping
 label_smoothing = 0.0          # cross-entropy label smoothing (0.1 in MultiTrain)
 grad_accum = 1                 # micro-batches per optimizer step (per rank): same as a batch grad_accum x larger
-optimizer = 'adamw'            # 'adamw' (beta1, beta2 below) or 'sgd' (with momentum, Nesterov off: CoVeR)
-momentum = 0.9                 # optimizer='sgd': momentum
 lr_schedule = 'cosine'         # 'cosine': warm-up, then cosine decay to min_lr at max_iters; 'step': warm-up, then
                                # lr x lr_factor at each of lr_milestones (CoVeR: 5e-3, 5e-4, 5e-5)
 lr_milestones = []             # lr_schedule='step': the iterations at which the lr drops
 lr_factor = 0.1                # lr_schedule='step': what each milestone multiplies the lr by
-# ---- co-training: how datasets share iterations and steps (data.py rounds(), train.py)
+# ---- co-training: how datasets share iterations and steps (data.rounds, train.py)
 sampling = 'round_robin'       # 'round_robin' (IV-ViT: each round one batch of every dataset, in order),
                                # 'proportional' (CoVeR: every round holds every dataset, each in proportion to
                                # its size: one batch per sample shape, the sum of the batch sizes split over the
@@ -82,7 +87,7 @@ sampling = 'round_robin'       # 'round_robin' (IV-ViT: each round one batch of 
                                # batch sizes summed)
 update = 'per_dataset'         # 'per_dataset': a step after each batch (IV-ViT); 'per_round': one step on the
                                # sum over the round's batches (CoVeR, MultiTrain)
-# ---- objective (losses.py Objective; multitrain.txt eqs. 2-6, cover.txt 3.3.1). Defaults: plain cross-entropy
+# ---- objective (losses.Objective; MultiTrain eqs. 2-6, CoVeR section 3.3.1). Defaults: plain cross-entropy
 projection = 'none'            # 'none', 'add' (paper, eqs. 4-5) or 'separate' (official code)
 projection_init = 'zeros'      # 'zeros' or 'normal' (std 0.02, official code)
 var_weight = 0.0               # weight of the variance term (eq. 2): 1 in the paper, 2.5 in the official code
@@ -111,6 +116,43 @@ dtype = 'auto'                 # autocast: 'auto' (bfloat16 on a GPU, none on a 
 compile = False                # torch.compile the model
 smoke = False                  # run the set-up shrunk, on synthetic copies of its datasets in a temporary folder:
                                # a few iterations, a checkpoint, a resume from it and eval.py (smoke.py)
+
+# -----------------------------------------------------------------------------
+# The allowed values (tables in capitals are not settings). check() holds every setting to them.
+CHOICES = dict(
+    sampling=('round_robin', 'proportional', 'mixed'), update=('per_dataset', 'per_round'),
+    projection=('none', 'add', 'separate'), projection_init=('zeros', 'normal'), backbone=('vit', 'mvit'),
+    mvit_preset=('mvit_v2_s', 'multitrain', 'tiny'), head=('linear', 'mlp'), optimizer=('adamw', 'sgd'),
+    lr_schedule=('cosine', 'step'), dtype=('auto', 'float32', 'bfloat16', 'float16'))
+# Each on-disk layout (a reader in readers.FORMATS, a writer in synthetic.WRITERS) and the kind of sample it holds:
+# image files, video files, or rows of CIFAR's in-memory arrays.
+FORMATS = dict(tinyimagenet='image', ucf101='video', imagefolder='image', cifar100='cifar', hmdb51='video',
+               kinetics='video', minikinetics='video', ssv2='video', moments='video', activitynet='video')
+# The settings of one dataset in `datasets` (or `probe_datasets`), with their defaults; dataset_spec() fills them in.
+DATASET_DEFAULTS = dict(
+    format=None,            # on-disk layout, a key of FORMATS
+    root=None,              # dataset root directory
+    synthetic=False,        # write a synthetic copy at root first if root does not exist (a dict: the writer's options)
+    fold=1,                 # official split number (UCF101, HMDB51: 1, 2 or 3)
+    batch_size=32,          # per rank
+    num_frames=8,           # frames per video clip
+    sampler='window',       # how a clip's frames are picked (see decode.clip_indices): 'window' (IV-ViT: num_frames
+                            # over clip_seconds), 'stride' (MViT, MultiTrain: every frame_stride-th frame at
+                            # 30 fps), 'segments' (CoVeR, SSv2: one frame in each of num_frames parts of the video)
+    clip_seconds=2.67,      # 'window': the clip's duration in seconds, whatever the video's fps
+    frame_stride=4,         # 'stride': frames between two samples, counted at 30 fps (MViT's 16x4, 32x3)
+    crop_scale=(0.08, 1.0), # images: area range of the random resized crop
+    short_side=(1.0, 1.43), # videos: random short side range, in units of img_size (IV-ViT: 224..320)
+    flip=True,              # random horizontal flip (off for direction-sensitive classes)
+    color_jitter=0.0,       # strength of the random colour distortion in training (0 = off, at most 1)
+    max_bad_fraction=0.01,  # stop when more than this fraction of the samples cannot be read
+    frames=False,           # read videos from folders of extracted frames (see decode.frame_folder), not by decoding
+    flat=False,             # Kinetics: clips directly in {train,val}/, not in {train,val}/<label>/
+    frames_fps=None,        # frames=True: the rate at which the frames were extracted (a folder has none)
+    clip_len=None,          # ActivityNet: the annotated segments are cut into clips of at most clip_len seconds,
+                            # each one sample (None: 10, as MultiTrain cuts them; see readers.read_activitynet)
+)
+SAMPLERS = ('window', 'stride', 'segments')  # DATASET_DEFAULTS['sampler'], decode.SAMPLERS
 # -----------------------------------------------------------------------------
 
 
@@ -124,17 +166,19 @@ def _settings(namespace):
             if not k.startswith('_') and not isinstance(v, types.ModuleType) and not callable(v)}
 
 
-def _require_known(key, defaults, where):
+def _require_known(key, defaults, where, in_file=False):
     """Fail on a key that is not a setting, a typo most likely, and suggest the nearest real ones."""
     if key not in defaults:
         close = difflib.get_close_matches(key, list(defaults), n=3)
         hint = f"did you mean {', '.join(close)}?" if close else "no similar key"
+        if in_file:  # e.g. the loop variable of `for d in datasets.values(): ...`
+            hint += "; a config file's own helper names must start with _, as in `for _d in datasets.values()`"
         raise ConfigError(f"{where}: unknown config key {key!r} ({hint})")
 
 
-def _check(key, value, defaults, where):
+def _check(key, value, defaults, where, in_file=False):
     """Return value converted to the type of key's default, or raise ConfigError naming the problem."""
-    _require_known(key, defaults, where)
+    _require_known(key, defaults, where, in_file)
     default = defaults[key]
     if default is None:  # no type to compare with: anything goes (e.g. eval_max_batches=None or 50)
         return value
@@ -178,7 +222,7 @@ def _run_file(path, cfg, defaults):
                 if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
     for key, value in _settings(namespace).items():
         where = f"{path}:{assigned[key]}" if key in assigned else path
-        cfg[key] = _check(key, value, defaults, where)
+        cfg[key] = _check(key, value, defaults, where, in_file=True)
 
 
 def _apply(arg, cfg, defaults):
@@ -204,13 +248,59 @@ def load(argv, base=None):
     base, a dict like to_dict() returns (a checkpoint's config), replaces the defaults it names first:
     eval.py starts from the run's own settings. Its values are checked like any others (lists become
     tuples again where the default is a tuple)."""
-    defaults = _settings(globals())
+    defaults = {k: v for k, v in _settings(globals()).items() if not k.isupper()}  # tables are not settings
     cfg = copy.deepcopy(defaults)  # a copy, so that nothing a run does can change the next load()'s defaults
     for key, value in copy.deepcopy(base or {}).items():
         cfg[key] = _check(key, value, defaults, 'base config')
     for arg in argv:
         _apply(arg, cfg, defaults)
-    return types.SimpleNamespace(**cfg)
+    cfg = types.SimpleNamespace(**cfg)
+    check(cfg)
+    return cfg
+
+
+def _choose(what, value, allowed):
+    if value not in allowed:
+        raise ConfigError(f"{what} must be one of {', '.join(allowed)}, got {value!r}")
+
+
+def check(cfg):
+    """Raise ConfigError unless every choice of cfg is an allowed value and every dataset's settings are valid."""
+    for key, allowed in CHOICES.items():
+        _choose(key, getattr(cfg, key), allowed)
+    if cfg.init_from not in ('scratch', 'resume') and not cfg.init_from.startswith('torchvision:'):
+        raise ConfigError(f"init_from must be 'scratch', 'resume' or 'torchvision:<model name>', got {cfg.init_from!r}")
+    if cfg.grad_accum < 1:
+        raise ConfigError(f'grad_accum must be >= 1, got {cfg.grad_accum}')
+    for key in ('mixup_alpha', 'cutmix_alpha', 'lr_factor'):
+        if getattr(cfg, key) < 0:
+            raise ConfigError(f'{key} must be >= 0, got {getattr(cfg, key)}')
+    for name, spec in {**cfg.datasets, **cfg.probe_datasets}.items():
+        dataset_spec(name, spec)
+
+
+def dataset_spec(name, spec):
+    """DATASET_DEFAULTS updated with spec (one dataset of a config), checked early with clear errors."""
+    for key in spec:
+        if key not in DATASET_DEFAULTS:
+            close = difflib.get_close_matches(key, DATASET_DEFAULTS)
+            hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ''
+            raise ConfigError(f"dataset {name!r}: unknown key {key!r}{hint} (known: {', '.join(DATASET_DEFAULTS)})")
+    spec = {**DATASET_DEFAULTS, **spec}
+    _choose(f"dataset {name!r}: format", spec['format'], tuple(FORMATS))
+    if spec['root'] is None:
+        raise ConfigError(f"dataset {name!r}: 'root' is required")
+    _choose(f"dataset {name!r}: sampler", spec['sampler'], SAMPLERS)
+    if spec['frames'] and (FORMATS[spec['format']] != 'video' or not spec['frames_fps']):
+        raise ConfigError(f"dataset {name!r}: frames=True needs a video format and frames_fps, the rate at which "
+                          f"the frames were extracted (got format {spec['format']!r}, frames_fps "
+                          f"{spec['frames_fps']!r})")
+    if spec['clip_len'] is not None and not spec['clip_len'] > 0:
+        raise ConfigError(f"dataset {name!r}: clip_len must be a positive number of seconds, got {spec['clip_len']!r}")
+    for key in ('color_jitter', 'max_bad_fraction'):
+        if not 0 <= spec[key] <= 1:
+            raise ConfigError(f"dataset {name!r}: {key} must be in [0, 1], got {spec[key]!r}")
+    return spec
 
 
 def print_config(cfg):
@@ -232,3 +322,19 @@ def _plain(value):
 def to_dict(cfg):
     """The settings as a plain JSON-serialisable dict (tuples become lists), for checkpoints and config.json."""
     return {k: _plain(v) for k, v in vars(cfg).items()}
+
+
+def resolve_device(name):
+    """'auto' means the first GPU when there is one, else the CPU."""
+    if name == 'auto':
+        return 'cuda' if torch.cuda.is_available() else 'cpu'
+    return name
+
+
+def autocast_for(dtype, device):
+    """The autocast context that the config's dtype asks for on device. 'auto' is bf16 on a GPU and no autocast
+    (fp32) on a CPU, where bf16 matmuls are slow on most processors; 'bfloat16' and 'float16' are honoured on both."""
+    device_type = 'cuda' if device.startswith('cuda') else 'cpu'
+    if dtype == 'auto':
+        dtype = 'bfloat16' if device_type == 'cuda' else 'float32'
+    return nullcontext() if dtype == 'float32' else torch.autocast(device_type, dtype=getattr(torch, dtype))

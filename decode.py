@@ -12,11 +12,14 @@ A file that cannot be read raises UnreadableSample naming it; data.py's datasets
 """
 
 import contextlib
+import itertools
 import math
 import os
+import re
 from pathlib import Path
 
 import av
+from av.bitstream import BitStreamFilterContext
 from av.video.reformatter import VideoReformatter
 import numpy as np
 import torch
@@ -130,14 +133,64 @@ def _segment_frames(segment, fps, video_frames):
 
 
 def _first_video_stream(container):
-    """The first video stream and its average frame rate."""
+    """The first video stream and its average frame rate. Its decoder gets one thread: PyAV's default starts a
+    thread per core to decode the slices of a frame, and most H.264 videos (x264's) have one slice a frame, so
+    that the threads only pass the work around (two context switches a frame); data loader workers use the cores."""
     if not container.streams.video:
         raise ValueError("no video stream")
     stream = container.streams.video[0]
+    stream.codec_context.thread_count = 1
     fps = stream.average_rate or stream.guessed_rate
     if not fps:
         raise ValueError("unknown frame rate")
     return stream, float(fps)
+
+
+# Packed B-frames. DivX 5 and XviD's "packed bitstream" write MPEG-4 Part 2 AVIs with one chunk per frame shown,
+# for decoders that return one frame per chunk at once: a chunk holds a reference picture and the B-frame shown
+# before it, and a placeholder (an N-VOP, a picture "not coded") follows where the reference is shown. The user
+# data in the stream's header says so: 'DivX503b1393p', p for packed. AVI has no presentation times; FFmpeg derives
+# them from the chunks' order, which puts the B-frame's time on its reference (and the other way round), so
+# reading by time would swap them. FFmpeg's bitstream filter mpeg4_unpack_bframes gives each picture its own
+# packet (the B-frame in the placeholder's); _unpacked then times them as FFmpeg times an unpacked file.
+PACKED = re.compile(rb'DivX\d+(?:Build|b)\d+p')  # as FFmpeg's decoder reads the user data
+VOP_START = b'\x00\x00\x01\xb6'                  # a picture starts with this code, then 2 bits of its type
+
+
+def _packed(stream):
+    """Whether the stream holds packed B-frames. FFmpeg gives an AVI without a stream header in its index (the
+    usual case) the one of the first key frame, where DivX and XviD write the user data."""
+    return stream.codec_context.name == 'mpeg4' and bool(PACKED.search(stream.codec_context.extradata or b''))
+
+
+def _unpacked(packets, stream):
+    """
+    The packets of a packed stream (see above), in decoding order, one picture each, each with the time it is
+    shown: a B-frame is shown when decoded (pts = dts), a reference picture when the next reference is decoded
+    (pts = that one's dts; the last one, after its B-frames). A reference is held back until the next one arrives.
+    """
+    unpack = BitStreamFilterContext('mpeg4_unpack_bframes', stream)
+    reference, b_frames = None, []
+    for packet in itertools.chain.from_iterable(map(unpack.filter, packets)):
+        data = bytes(packet)
+        if data[data.find(VOP_START) + 4] >> 6 == 2:  # coding type 2: a B-frame
+            packet.pts = packet.dts
+            b_frames.append(packet)
+            continue
+        if reference is not None:
+            reference.pts = packet.dts
+        yield from [reference, *b_frames] if reference is not None else b_frames
+        reference, b_frames = packet, []
+    if reference is not None:
+        reference.pts = (b_frames[-1] if b_frames else reference).dts + 1
+    yield from [reference, *b_frames] if reference is not None else b_frames
+
+
+def _demux(container, stream):
+    """The video packets from where the demuxer stands, in decoding order, without the empty one that ends the
+    stream; in a stream of packed B-frames, one picture each and timed (see _unpacked)."""
+    packets = (packet for packet in container.demux(stream) if packet.size)
+    return _unpacked(packets, stream) if _packed(stream) else packets
 
 
 def _video_stream(container):
@@ -150,7 +203,7 @@ def _video_stream(container):
     buffered that packet already.
     """
     stream, fps = _first_video_stream(container)
-    packets = (packet for packet in container.demux(stream) if packet.size)
+    packets = _demux(container, stream)
     first = next(packets, None)
     origin = first.pts if first is not None and first.pts is not None else stream.start_time or 0
     if stream.duration:
@@ -177,26 +230,30 @@ def _packets(container, stream, seek_to, last):
     frame is shown before it is decoded (pts >= dts), no later packet can be on screen at or before `last`."""
     container.seek(seek_to, stream=stream, backward=True)
     packets = []
-    for packet in container.demux(stream):
-        if packet.size:  # the demuxer ends with an empty packet
-            packets.append(packet)
-            if packet.dts is not None and packet.dts > last:
-                break
+    for packet in _demux(container, stream):
+        packets.append(packet)
+        if packet.dts is not None and packet.dts > last:
+            break
     return packets
 
 
-def _shown_frames(container, stream, times):
+def _shown_frames(container, stream, times, keep):
     """
-    {time: frame} for sorted distinct timestamps `times` (a numpy int64 array): the frame on screen at each,
-    i.e. the one with the largest pts <= time. It decodes as little as it can:
+    For sorted distinct timestamps `times` (a numpy int64 array), hands the frame on screen at each (the one with
+    the largest pts <= time) to keep(frame, [the times it is on screen at]) as soon as it is decoded, so that the
+    decoder can reuse its buffer. It decodes as little as it can:
       1. seek to the key frame at or before times[0] (decoding has to start at a key frame), or one further
          back when times[0] is before that key frame's pts: the B-frames shown just before a key frame may
          refer to the frames before it (open GOPs, XviD);
       2. demux (cheap: nothing is decoded) up to the first packet decoded after times[-1] (see _packets);
-      3. the packets' pts tell which frames are shown; the others are decoded with skip_frame='NONREF', so that
-         the frames no other frame refers to (most B-frames) are skipped: the reference frames, hence the
-         shown ones, come out bit-exact, at about half the work.
-    Returns None when the packets cannot show every time (the file cannot seek, no key frame where the demuxer
+      3. the packets' pts tell which frames are shown. Each needs the packets from the last key frame shown at
+         or before it up to its own; where the next shown frame's key frame comes after that, the packets in
+         between are not decoded at all: the decoder restarts at the key frame, as after a seek (videos with
+         a key frame every few frames, such as XviD's 12, save most of their frames this way);
+      4. the packets in between that no shown frame needs are decoded with skip_frame='NONREF', so that the
+         frames no other frame refers to (most B-frames) are skipped: the reference frames, hence the shown
+         ones, come out bit-exact, at about half the work.
+    Returns False when the packets cannot show every time (the file cannot seek, no key frame where the demuxer
     landed, or the decoder dropped a frame it was asked for): the caller then decodes from the start.
     """
     seek_to, landed = int(times[0]), None
@@ -204,28 +261,43 @@ def _shown_frames(container, stream, times):
         try:
             packets = _packets(container, stream, seek_to, times[-1])
         except av.error.FFmpegError:  # a file without an index may not seek at all
-            return None
+            return False
         if not packets or not packets[0].is_keyframe or packets[0].pts is None:
-            return None
+            return False
         key = packets[0]
         if times[0] >= key.pts or key.pts == landed:  # at the stream's first key frame nothing is shown before it
             break
         landed, seek_to = key.pts, min(key.pts, key.pts if key.dts is None else key.dts) - 1
     else:
-        return None
+        return False
     pts = np.sort([p.pts for p in packets if p.pts is not None]).astype(np.int64)  # (P,)
     where = np.searchsorted(pts, times, side='right') - 1  # (N,): the last packet to start at or before each time
     shown = pts[np.maximum(where, 0)]                       # (N,); times before the first frame show it
-    wanted = set(shown.tolist())
-    codec, frames = stream.codec_context, {}
-    for packet in packets:
-        codec.skip_frame = 'DEFAULT' if packet.pts is None or packet.pts in wanted else 'NONREF'
-        frames.update((frame.pts, frame) for frame in codec.decode(packet) if frame.pts in wanted)
-    codec.skip_frame = 'DEFAULT'
-    frames.update((frame.pts, frame) for frame in codec.decode(None) if frame.pts in wanted)  # what it still holds
-    if len(frames) < len(wanted):
-        return None
-    return {t: frames[s] for t, s in zip(times.tolist(), shown.tolist())}
+    shown_once, at = np.unique(shown), {}                   # (S,); {shown pts: the times it is on screen at}
+    for t, pts_shown in zip(times.tolist(), shown.tolist()):
+        at.setdefault(pts_shown, []).append(t)
+    wanted = set(at)
+    keys = [k for k, p in enumerate(packets) if p.is_keyframe and p.pts is not None]  # positions, decoding order
+    key_pts = np.array([packets[k].pts for k in keys])                                   # (K,), increasing
+    position = {p.pts: k for k, p in enumerate(packets) if p.pts in wanted}
+    runs = []  # [first, last] positions of the packets decoded in one go
+    for s, key in zip(shown_once, np.searchsorted(key_pts, shown_once, side='right') - 1):
+        first = keys[max(0, key)]  # the last key frame shown at or before s
+        if runs and first <= runs[-1][1] + 1:
+            runs[-1][1] = max(runs[-1][1], position[s])
+        else:
+            runs.append([first, position[s]])
+    codec, skip = stream.codec_context, 'DEFAULT'
+    for first, last in runs:
+        for packet in itertools.chain(packets[first:last + 1], [None]):  # None: hand out what the decoder holds
+            mode = 'DEFAULT' if packet is None or packet.pts is None or packet.pts in wanted else 'NONREF'
+            if mode != skip:  # set only when it changes
+                codec.skip_frame = skip = mode
+            for frame in codec.decode(packet):
+                if frame.pts in at:
+                    keep(frame, at.pop(frame.pts))
+        codec.flush_buffers()  # the next run starts at a key frame, as after a seek
+    return not at
 
 
 def _shown_frames_from_start(path, times, origin):
@@ -235,7 +307,8 @@ def _shown_frames_from_start(path, times, origin):
     with av.open(str(path)) as container:
         stream, fps = _first_video_stream(container)
         frames, previous, i = {}, None, 0
-        for n, frame in enumerate(container.decode(stream)):
+        packets = itertools.chain(_demux(container, stream), [None])  # None: the decoder hands out what it holds
+        for n, frame in enumerate(f for packet in packets for f in stream.codec_context.decode(packet)):
             pts = frame.pts if frame.pts is not None else origin + int(n / fps / stream.time_base)
             while i < len(times) and times[i] < pts:
                 frames[int(times[i])] = frame if previous is None else previous
@@ -258,21 +331,33 @@ SEEK_GAP_SECONDS = 1.0
 def _decode(path, container, stream, fps, origin, indices):
     """Frames at grid indices (N,) as uint8 (N, 3, H, W): the sorted distinct timestamps, in groups no more than
     SEEK_GAP_SECONDS apart, each read by one seek and one forward pass (see _shown_frames). Only the frames
-    returned are converted to RGB, each once."""
+    returned are converted to RGB, each once, as soon as decoded."""
     times = _frame_times(stream, fps, origin, indices).numpy()                         # (N,)
     distinct = np.unique(times)
     groups = np.split(distinct, np.flatnonzero(np.diff(distinct) > SEEK_GAP_SECONDS / float(stream.time_base)) + 1)
-    shown = {}
+    rows = {}  # {time: the output rows that show it}
+    for n, t in enumerate(times.tolist()):
+        rows.setdefault(t, []).append(n)
+    rgb, video = VideoReformatter(), []  # one converter for the clip (frame.to_ndarray builds one per frame)
+
+    def keep(frame, shown_at):
+        """Convert a frame once (one thread: the work is too small to share, and loader workers use the cores),
+        straight into the rows of the times it is on screen at, and let it go."""
+        plane = rgb.reformat(frame, format='rgb24', threads=1).planes[0]  # rows of line_size >= 3 W bytes
+        if not video:
+            video.append(np.empty((len(times), frame.height, 3 * frame.width), np.uint8))  # (N, H, 3 W)
+        image = np.frombuffer(plane, np.uint8).reshape(frame.height, -1)[:, :3 * frame.width]  # (H, 3 W)
+        for t in shown_at:
+            for n in rows[t]:
+                video[0][n] = image
+
     for group in groups:
-        found = _shown_frames(container, stream, group)
-        if found is None:
-            shown = _shown_frames_from_start(path, distinct, origin)
+        if not _shown_frames(container, stream, group, keep):
+            for t, frame in _shown_frames_from_start(path, distinct, origin).items():
+                keep(frame, [t])
             break
-        shown.update(found)
-    rgb = VideoReformatter()  # one converter for the clip: frame.to_ndarray(format=...) builds one per frame
-    arrays = {id(frame): rgb.reformat(frame, format='rgb24').to_ndarray() for frame in shown.values()}
-    video = np.stack([arrays[id(shown[t])] for t in times.tolist()])  # (N, H, W, 3)
-    return torch.from_numpy(video).permute(0, 3, 1, 2)               # (N, 3, H, W)
+    frames, height, width3 = video[0].shape
+    return torch.from_numpy(video[0]).view(frames, height, width3 // 3, 3).permute(0, 3, 1, 2)  # (N, 3, H, W)
 
 
 def read_video_frames(path, indices):

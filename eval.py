@@ -17,6 +17,7 @@ with the normal order. A model that reads motion loses accuracy on the motion-de
 to order (shift_div=0) scores reversed and shuffled clips exactly like normal ones.
 """
 
+import itertools
 import json
 import os
 import sys
@@ -29,24 +30,6 @@ import config
 import data
 import losses
 from model import build_model
-
-
-def resolve_device(name):
-    """'auto' means the first GPU when there is one, else the CPU."""
-    if name == 'auto':
-        return 'cuda' if torch.cuda.is_available() else 'cpu'
-    return name
-
-
-def autocast_for(dtype, device):
-    """The autocast context that the config's dtype asks for on device. 'auto' is bf16 on a GPU and no autocast
-    (fp32) on a CPU, where bf16 matmuls are slow on most processors; 'bfloat16' and 'float16' are honoured on both."""
-    device_type = 'cuda' if device.startswith('cuda') else 'cpu'
-    if dtype == 'auto':
-        dtype = 'bfloat16' if device_type == 'cuda' else 'float32'
-    if dtype not in ('float32', 'bfloat16', 'float16'):
-        raise config.ConfigError(f"dtype must be 'auto', 'float32', 'bfloat16' or 'float16', got {dtype!r}")
-    return nullcontext() if dtype == 'float32' else torch.autocast(device_type, dtype=getattr(torch, dtype))
 
 
 def view_scores(model, x, dataset, autocast=nullcontext()):
@@ -87,9 +70,7 @@ def evaluate(model, loaders, device, autocast=nullcontext(), max_batches=None):
     for name, loader in loaders.items():
         classes = loader.dataset.classes
         counts = torch.zeros(3, len(classes), device=device)  # per class: samples, top-1 hits, top-5 hits
-        for i, (x, y) in enumerate(loader):
-            if max_batches is not None and i >= max_batches:
-                break
+        for x, y in itertools.islice(loader, max_batches):  # max_batches None: every batch
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             count_hits(counts, view_scores(model, x, name, autocast), y)
         results[name] = accuracies(counts, classes)
@@ -127,8 +108,7 @@ def evaluate_frame_orders(model, loaders, device, seed=0, autocast=nullcontext()
 
     A batch x (B, V, 3, T, H, W) is re-indexed along time (dim 3) once per order, so each order sees exactly
     the same clips and views. Image datasets are skipped. Returns {dataset: {order: evaluate()'s dict of that
-    order, plus `frames` (the indices used) and `drop` (top-1 points lost against the normal order)}}.
-    """
+    order, plus `frames` (the indices used) and `drop` (top-1 points lost against the normal order)}}."""
     was_training = model.training
     model.eval()
     results = {}
@@ -137,9 +117,7 @@ def evaluate_frame_orders(model, loaders, device, seed=0, autocast=nullcontext()
             continue
         classes = loader.dataset.classes
         counts = {order: torch.zeros(3, len(classes), device=device) for order in FRAME_ORDERS}
-        for i, (x, y) in enumerate(loader):
-            if max_batches is not None and i >= max_batches:
-                break
+        for x, y in itertools.islice(loader, max_batches):  # max_batches None: every batch
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             orders = frame_orders(x.shape[3], seed)
             for order, frames in orders.items():
@@ -172,7 +150,7 @@ def print_frame_orders(results, max_classes=20):
 
 
 # -----------------------------------------------------------------------------
-# the projection between label spaces (multitrain.txt eqs. 4-5 and Table 4)
+# the projection between label spaces (MultiTrain eqs. 4-5 and Table 4)
 
 
 class Projected(torch.nn.Module):
@@ -225,10 +203,10 @@ def load_run(argv):
 
 def main(argv):
     cfg, ckpt, ckpt_path = load_run(argv)
-    device = resolve_device(cfg.device)
-    autocast = autocast_for(cfg.dtype, device)
+    device = config.resolve_device(cfg.device)
+    autocast = config.autocast_for(cfg.dtype, device)
 
-    specs = {name: data.dataset_spec(name, spec) for name, spec in cfg.datasets.items()}
+    specs = {name: config.dataset_spec(name, spec) for name, spec in cfg.datasets.items()}
     loaders = {name: data.make_loader(spec, 'val', cfg) for name, spec in specs.items()}
     for name, loader in loaders.items():
         if loader.dataset.classes != ckpt['classes'][name]:

@@ -3,7 +3,7 @@ Training objectives.
 
 The supervised term first: each dataset's head is trained with cross-entropy on that dataset's own labels
 (IV-ViT, CoVeR), and CoVeR adds the per-dataset losses with fixed weights. Then the MultiTrain terms
-(papers/multitrain.txt, section 3.2), each a small function or module next to its equation number:
+(MultiTrain: Liang et al., arXiv:2209.12362, section 3.2), each a small function or module next to its equation:
 
     informative loss   variance_loss (eq. 2) + covariance_loss (eq. 3) on an Expander's output
     projection loss    Projection: every head's logits help train every other head (eqs. 4-5)
@@ -20,6 +20,8 @@ import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
+from model import Mlp
+
 
 def cross_entropy(logits, targets, label_smoothing=0.0, reduction='mean'):
     """Cross-entropy of (B, C) logits against (B,) class indices, computed in fp32 under autocast: the mean, or
@@ -28,11 +30,10 @@ def cross_entropy(logits, targets, label_smoothing=0.0, reduction='mean'):
 
 
 def cover_weighted_sum(losses, weights):
-    """CoVeR's objective (cover.txt, section 3.3.1): sum_i w^i * l^i with fixed, hand-chosen weights.
+    """CoVeR's objective (Zhang et al., arXiv:2112.07175, section 3.3.1): sum_i w^i * l^i with fixed weights.
 
     losses and weights are dicts keyed by dataset name; a dataset absent from this step's losses simply adds
-    nothing, but every loss must have a weight, so a typo in a config cannot silently drop a dataset.
-    """
+    nothing, but every loss must have a weight, so a typo in a config cannot silently drop a dataset."""
     missing = sorted(set(losses) - set(weights))
     if missing:
         raise KeyError(f'cover_weighted_sum: no weight for dataset(s) {missing}; '
@@ -60,8 +61,7 @@ def variance_loss(z, eps=1e-4):
     z: (B, D). Returns mean_j relu(1 - sqrt(var_j + eps)) with the unbiased (B - 1) variance, as in VICReg and
     the official code. The printed eq. 2 divides by (d - 1), the number of dimensions, where the batch size
     (n - 1) is meant (the text and eq. 3 average over the batch), and puts eps outside the square root, where
-    it no longer protects the gradient of sqrt at var = 0, its whole purpose.
-    """
+    it no longer protects the gradient of sqrt at var = 0, its whole purpose."""
     _check_batch(z, 'variance_loss')
     z = _at_least_fp32(z)
     std = torch.sqrt(z.var(dim=0, correction=1) + eps)  # (D,)
@@ -72,8 +72,7 @@ def covariance_loss(z):
     """Sum of squared off-diagonal entries of the batch covariance, divided by D: decorrelates the dimensions,
     so that the variance term cannot be satisfied by D copies of one informative feature.
 
-    z: (B, D). The diagonal (the variances) is left to variance_loss.
-    """
+    z: (B, D). The diagonal (the variances) is left to variance_loss."""
     _check_batch(z, 'covariance_loss')
     z = _at_least_fp32(z)
     B, D = z.shape
@@ -83,21 +82,10 @@ def covariance_loss(z):
     return off_diagonal.pow(2).sum() / D                # eq. 3, second line
 
 
-class Expander(nn.Module):
-    """The two-layer MLP that maps backbone features Z to Z', on which the informative loss is computed.
-
-    Official sizes: 768 -> 4096 -> 768 with GELU and no batch norm (a batch norm would standardise the very
-    batch statistics the loss is meant to shape). Used only in training.
-    """
-
-    def __init__(self, dim, hidden, out):
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden, out)
-
-    def forward(self, z):
-        return self.fc2(self.act(self.fc1(z)))  # (B, dim) -> (B, out)
+# The expander: the two-layer MLP that maps backbone features Z (B, dim) to Z' (B, out), on which the informative
+# loss is computed; used only in training. Official sizes: 768 -> 4096 -> 768 with GELU and no batch norm (a batch
+# norm would standardise the very batch statistics the loss is meant to shape). The same module as the ViT's MLP.
+Expander = Mlp
 
 
 # -----------------------------------------------------------------------------
@@ -110,13 +98,10 @@ class Projection(nn.Module):
     mode 'add' (paper, eqs. 4-5): Y'_k = Y_k + sum_{i != k} W_ik Y_i, cross-entropy of Y'_k with k's labels.
     mode 'separate' (official code): CE(Y_k) + mean over i != k of CE(W_ik Y_i), each against k's labels; the
     paper's ablation reports that adding without the informative loss does not converge.
-    init 'zeros' starts as plain per-head cross-entropy; 'normal' (std 0.02) is the official choice.
-    """
+    init 'zeros' starts as plain per-head cross-entropy; 'normal' (std 0.02) is the official choice."""
 
     def __init__(self, num_classes, mode='add', init='zeros'):
         super().__init__()
-        assert mode in ('add', 'separate'), f"Projection mode must be 'add' or 'separate', got {mode!r}"
-        assert init in ('zeros', 'normal'), f"Projection init must be 'zeros' or 'normal', got {init!r}"
         self.num_classes = dict(num_classes)
         self.mode = mode
         self.proj = nn.ModuleDict({f'{i}->{k}': nn.Linear(c_i, c_k, bias=False)  # weight (C_k, C_i)
@@ -161,7 +146,7 @@ class Projection(nn.Module):
     def top_pairs(self, source, target, k=5):
         """The k largest weights of W_source->target as [(source class, target class, weight)], largest first:
         which classes of `source` the model learned to read as evidence for which classes of `target`
-        (multitrain.txt, Table 4)."""
+        (MultiTrain, Table 4)."""
         weight = self.proj[f'{source}->{target}'].weight  # (C_target, C_source)
         values, flat = weight.flatten().topk(min(k, weight.numel()))  # (k,), indices into C_target * C_source
         t, s = flat // weight.shape[1], flat % weight.shape[1]
@@ -177,8 +162,7 @@ class UncertaintyWeighting(nn.Module):
     We learn s_k = log sigma_k^2 (initialised to 0, i.e. sigma_k = 1): then the weight exp(-s_k) is positive
     for every s_k, with no division by a parameter that could reach zero. (The official release keeps sigma^2
     itself, never hands it to the optimizer, and ships with the weighting off.) For a fixed L_k the objective
-    is minimised at s_k = log L_k: a dataset with a larger loss is down-weighted, at the price of log sigma_k.
-    """
+    is minimised at s_k = log L_k: a dataset with a larger loss is down-weighted, at the price of log sigma_k."""
 
     def __init__(self, names):
         super().__init__()
@@ -203,7 +187,7 @@ class UncertaintyWeighting(nn.Module):
 
 
 # -----------------------------------------------------------------------------
-# The whole objective, composed from the config: every row of multitrain.txt Table 3 is a choice of switches
+# The informative loss over more than one batch: the RNG replay of gradient caching, and the gather across ranks
 
 def get_rng_state(device):
     """The RNG state that dropout and stochastic depth draw from on device: the CPU's, and the GPU's on a GPU."""
@@ -246,6 +230,9 @@ def gather_with_grad(z):
     return _GatherWithGrad.apply(z)
 
 
+# -----------------------------------------------------------------------------
+# The whole objective, composed from the config: every row of MultiTrain's Table 3 is a choice of switches
+
 class Objective(nn.Module):
     """The training loss of one batch, composed from config switches, with the parameters of its terms.
 
@@ -253,11 +240,10 @@ class Objective(nn.Module):
     eqs. 4-5); per-sample losses are summed per dataset and divided by the batch size (with 'proportional' or
     'mixed' sampling and one step per round, by the step's samples on this rank), so in a batch that mixes
     datasets each one weighs by its share, as in the official code (a batch of one dataset gives the plain
-    mean). Each dataset's L_k is then weighted by a fixed CoVeR weight (cover.txt 3.3.1) and, optionally, by
+    mean). Each dataset's L_k is then weighted by a fixed CoVeR weight (CoVeR 3.3.1) and, optionally, by
     learned uncertainty (eq. 6). Informative part (eqs. 2-3): variance and covariance of the expander's output
     over the global batch. The total of eq. 6 with weights 1 is the paper's MultiTrain; all weights 0 and no
-    projection is plain cross-entropy ("Vanilla").
-    """
+    projection is plain cross-entropy ("Vanilla")."""
 
     def __init__(self, num_classes, feature_dim, cfg):
         super().__init__()
@@ -274,19 +260,20 @@ class Objective(nn.Module):
         self.uncertainty = UncertaintyWeighting(self.names) if cfg.uncertainty else None
 
     def forward(self, model, names, x, y, ds, z_grad=None, batch_total=None, mix=None):
-        """(total loss, {term: value}) for a batch x with labels y (B,) whose sample b belongs to dataset
-        names[ds[b]]. model has .features(x) -> (B, D) and .heads[name]. With z_grad (B, D'), the gradient of
-        the informative loss with respect to this batch's expander rows, computed beforehand over a larger batch
-        (train.py's gradient caching), that loss is not computed here: a term of value 0 carries z_grad into
-        the backward pass instead. batch_total: what the per-dataset sums are divided by, B by default; train.py
-        passes the samples of the whole step when one step takes batches of several shapes (see below).
-        mix: (y2 (B,), lam (B,)) when x was mixed by mixup.py: sample b is lam_b of a sample of label y_b and
-        1 - lam_b of one of label y2_b, of the same dataset."""
+        """(total loss, {dataset: L_k}, {regulariser: value}) for a batch x with labels y (B,) whose sample b
+        belongs to dataset names[ds[b]]; the regularisers are the terms of the informative loss. model has
+        .features(x) -> (B, D) and .heads[name]. With z_grad (B, D'), the gradient of the informative loss with
+        respect to this batch's expander rows, computed beforehand over a larger batch (gradient caching, see
+        informative_gradients), that loss is not computed here: a term of value 0 carries z_grad into the
+        backward pass instead. batch_total: what the per-dataset sums are divided by, B by default; train.py passes
+        the samples of the whole step when one step takes batches of several shapes (see below). mix: (y2 (B,),
+        lam (B,)) when x was mixed by mixup.py: sample b is lam_b of a sample of label y_b and 1 - lam_b of one of
+        label y2_b, of the same dataset."""
         features = model.features(x)                                    # (B, D)
         # with a projection every head runs on every sample: W_ik needs dataset i's logits on k's samples
         heads = self.names if self.projection is not None else names
         logits = {name: model.heads[name](features) for name in heads}  # each (B, C_name)
-        parts = {}
+        losses = {}
         for k, name in enumerate(names):
             member = ds == k                                            # (B,), no host sync: masks, not indexing
             per_sample = self._per_sample(logits, name, torch.where(member, y, 0))  # other datasets' labels may
@@ -297,21 +284,20 @@ class Objective(nn.Module):
                 y2, lam = mix
                 per_sample = lam * per_sample + (1 - lam) * self._per_sample(logits, name, torch.where(member, y2, 0))
             # L_k: k's summed losses over the batch (or the step's batches), so that k weighs by its share of the
-            # samples. With CoVeR's weights this is sum_b w_{dataset of b} CE_b / B, the weighted sum of cover.txt
-            # 3.3.2 with each dataset's loss taken as its share of the batch's mean loss (CoVeR does not say how
-            # a dataset's loss is normalised; a per-dataset mean would let a dataset of 1 sample in 16 weigh as
+            # samples. With CoVeR's weights this is sum_b w_{dataset of b} CE_b / B, CoVeR's weighted sum (3.3.2)
+            # with each dataset's loss taken as its share of the batch's mean loss (CoVeR does not say how a
+            # dataset's loss is normalised; a per-dataset mean would let a dataset of 1 sample in 16 weigh as
             # much as one of 8)
-            parts[name] = (per_sample * member).sum() / (y.shape[0] if batch_total is None else batch_total)
-        weighted = self.uncertainty.terms(parts) if self.uncertainty is not None else parts  # eq. 6
-        total = cover_weighted_sum(weighted, self.weights)
+            losses[name] = (per_sample * member).sum() / (y.shape[0] if batch_total is None else batch_total)
+        weighted = self.uncertainty.terms(losses) if self.uncertainty is not None else losses  # eq. 6
+        total, regularisers = cover_weighted_sum(weighted, self.weights), {}
         if self.expander is not None and z_grad is not None:
             carrier = (self.expander(features).float() * z_grad).sum()  # gradient z_grad, value 0 below
             total = total + carrier - carrier.detach()
         elif self.expander is not None:
-            informative, terms = self.informative(gather_with_grad(self.expander(features)))  # (W*B, D')
+            informative, regularisers = self.informative(gather_with_grad(self.expander(features)))  # (W*B, D')
             total = total + informative
-            parts.update(terms)
-        return total, parts
+        return total, losses, regularisers
 
     def _per_sample(self, logits, name, targets):
         """(B,) losses of dataset `name`'s classes for targets (B,): its head's cross-entropy, or with a projection
@@ -327,7 +313,8 @@ class Objective(nn.Module):
         together and its gradient for each row. The usual pass then restores each micro-batch's RNG state (the
         same dropout and stochastic depth) and sends its rows their gradient through forward(z_grad=...): one
         forward pass more per step. features: the model's features function.
-        Returns ([z_grad (b, D') of each micro-batch], [RNG state before each], {term: value}, weighted sum)."""
+        Returns ([z_grad (b, D') of each micro-batch], [RNG state before each], {regulariser: value}, their
+        weighted sum)."""
         zs, states = [], []
         with torch.no_grad():
             for x in xs:
@@ -342,18 +329,18 @@ class Objective(nn.Module):
                 dist.all_gather(everyone, z)
                 z = torch.cat(everyone)                                 # (W*M*b, D'), rank-major
         z.requires_grad_(True)
-        total, parts = self.informative(z)
+        total, terms = self.informative(z)
         grad, = torch.autograd.grad(total, z)                           # (W*M*b, D')
         own = grad[rank * len(grad) // world:(rank + 1) * len(grad) // world] * world  # DDP divides by world
-        return own.split([len(z_m) for z_m in zs]), states, {k: v.detach() for k, v in parts.items()}, total.detach()
+        return own.split([len(z_m) for z_m in zs]), states, {k: v.detach() for k, v in terms.items()}, total.detach()
 
     def informative(self, z):
         """(weighted sum, {term: value}) of the informative loss of the expander's output z (N, D')."""
-        total, parts = 0.0, {}
+        total, terms = 0.0, {}
         if self.var_weight > 0:
-            parts['variance'] = variance_loss(z)                        # eq. 2
-            total = total + self.var_weight * parts['variance']
+            terms['variance'] = variance_loss(z)                        # eq. 2
+            total = total + self.var_weight * terms['variance']
         if self.cov_weight > 0:
-            parts['covariance'] = covariance_loss(z)                    # eq. 3
-            total = total + self.cov_weight * parts['covariance']
-        return total, parts
+            terms['covariance'] = covariance_loss(z)                    # eq. 3
+            total = total + self.cov_weight * terms['covariance']
+        return total, terms

@@ -1,5 +1,6 @@
 """
-The frame-wise Vision Transformer with token shift (IV-ViT, papers/iv-vit.txt section 3).
+The architectures. First the frame-wise Vision Transformer with token shift (IV-ViT, Shimizu & Tamaki,
+arXiv:2308.10533, section 3).
 
 One network for images and videos:
 - an image batch (B, 3, H, W) goes through a plain ViT and the head reads the class token (eqs. 1-3);
@@ -10,16 +11,16 @@ One network for images and videos:
 There is one classification head per dataset, chosen by the dataset's name.
 
 Names follow timm's ViT (patch_embed, cls_token, pos_embed, blocks.i.norm1/attn.qkv/attn.proj/norm2/mlp.fc1/
-mlp.fc2, norm), so that readers who know timm find their way, and weights convert with a key map.
+mlp.fc2, norm), so that readers who know timm find their way, and weights convert with a key map (pretrained.py).
 
-The second backbone, MViT, is MultiTrain's MViTv2 (papers/multitrain.txt section 3.1): a video transformer that
-works on the whole space-time token grid and pools it coarser block by block. Same contract: images run as
-one-frame videos, features(x) is (B, D), one head per dataset. Its presets cover torchvision's mvit_v2_s (whose
-weights convert exactly, see from_torchvision), MultiTrain's 24-block backbone, and a tiny one for a CPU.
+The second backbone, MViT, is MultiTrain's MViTv2 (Liang et al., arXiv:2209.12362, section 3.1): a video
+transformer that works on the whole space-time token grid and pools it coarser block by block. Same contract:
+images run as one-frame videos, features(x) is (B, D), one head per dataset. Its presets cover torchvision's
+mvit_v2_s (whose weights convert exactly, see pretrained.py), MultiTrain's 24-block backbone, and a tiny one for
+a CPU. build_model builds the one the config names, and configure_optimizer gives it AdamW.
 """
 
 import math
-import re
 
 import torch
 import torch.nn as nn
@@ -27,13 +28,12 @@ import torch.nn.functional as F
 
 
 def token_shift(x, num_frames, fold):
-    """TokenShift on the class token (iv-vit.txt eqs. 7-8).
+    """TokenShift on the class token (IV-ViT eqs. 7-8; TokenShift, Zhang et al., arXiv:2108.02432).
 
     x is (B*T, N+1, D) with the frames of a clip adjacent. Channels [0:fold] of frame t take frame t+1's
     values and channels [fold:2*fold] take frame t-1's, zero-filled at the ends of the clip; the patch tokens
     and the other channels are untouched (eq. 8). This is the channel order of the TokenShift code; the printed
-    eq. 7 lists the backward part first, which only permutes channels (it matters for pretrained weights only).
-    """
+    eq. 7 lists the backward part first, which only permutes channels (it matters for pretrained weights only)."""
     if num_frames == 1 or fold == 0:
         return x
     cls = x[:, 0].unflatten(0, (-1, num_frames))                            # (B, T, D)
@@ -71,22 +71,23 @@ class Attention(nn.Module):
 
 
 class Mlp(nn.Module):
-    def __init__(self, dim, hidden):
+    """Two layers with a GELU between them: dim -> hidden -> out (dim by default). Also losses.Expander."""
+
+    def __init__(self, dim, hidden, out=None):
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden)
         self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden, dim)
+        self.fc2 = nn.Linear(hidden, out or dim)
 
     def forward(self, x):
-        return self.fc2(self.act(self.fc1(x)))
+        return self.fc2(self.act(self.fc1(x)))  # (..., dim) -> (..., out)
 
 
 class Block(nn.Module):
     """Pre-norm transformer block with token shift before each sub-layer.
 
     As in TokenShift, the shifted stream is also the residual: x <- shift(x); x <- x + attn(norm1(x)); and the
-    same again around the MLP.
-    """
+    same again around the MLP."""
 
     def __init__(self, dim, num_heads, mlp_ratio, shift_div, drop_path):
         super().__init__()
@@ -107,11 +108,9 @@ class Block(nn.Module):
 
 def make_head(kind, dim, num_classes):
     """'linear' as IV-ViT; 'mlp' as MultiTrain's heads (hidden width 4*dim here, 2048 in the official code)."""
-    if kind == 'linear':
-        return nn.Linear(dim, num_classes)
     if kind == 'mlp':
         return nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Dropout(0.5), nn.Linear(4 * dim, num_classes))
-    raise ValueError(f"head must be 'linear' or 'mlp', got {kind!r}")
+    return nn.Linear(dim, num_classes)  # 'linear'
 
 
 class VisionTransformer(nn.Module):
@@ -159,8 +158,7 @@ def sincos_position_embedding(dim, grid):
     """Fixed 2-D sin-cos positions (grid*grid, dim), used to initialise the learned position embedding.
 
     From scratch on small data a randomly initialised position embedding learns slowly where things are; starting
-    from sin-cos values (as MAE and MoCo v3 do, there kept fixed) makes position usable from the first step.
-    """
+    from sin-cos values (as MAE and MoCo v3 do, there kept fixed) makes position usable from the first step."""
     assert dim % 4 == 0, f'dim {dim} must be a multiple of 4 for the sin-cos position embedding'
     omega = 1.0 / 10000 ** (torch.arange(dim // 4) / (dim // 4))                   # (D/4,)
     y, x = torch.meshgrid(torch.arange(grid), torch.arange(grid), indexing='ij')   # (g, g) each
@@ -178,7 +176,7 @@ def _init_weights(m):
 
 
 # -----------------------------------------------------------------------------
-# MViTv2: the multiscale backbone of MultiTrain (multitrain.txt section 3.1, eq. 1)
+# MViTv2: the multiscale backbone of MultiTrain (MultiTrain section 3.1, eq. 1)
 #
 # A video (B, 3, T, H, W) is cut into overlapping 3x7x7 cubes with stride 2x4x4: 16x224x224 becomes a grid of
 # 8x56x56 tokens. The blocks then work on a shrinking grid of widening tokens: a block with a query stride
@@ -196,7 +194,7 @@ MVIT_V2_S = [                                # torchvision's mvit_v2_s: 16 block
     (8, 384, 768, (1, 2, 2), (1, 1, 1)),     # stage 4: grid 8x7x7
     (8, 768, 768, (1, 1, 1), (1, 1, 1)),
 ]
-MVIT_MULTITRAIN = [                          # MultiTrain's MViTv2-B (reference-notes.md): 24 blocks, 96 -> 768
+MVIT_MULTITRAIN = [                          # MultiTrain's MViTv2-B (the official code): 24 blocks, 96 -> 768
     *[(1, 96, 96, (1, 1, 1), (1, 8, 8))] * 2,
     (2, 96, 192, (1, 2, 2), (1, 4, 4)),
     *[(2, 192, 192, (1, 1, 1), (1, 4, 4))] * 2,
@@ -212,7 +210,7 @@ MVIT_TINY = [                                # for a CPU: 8 frames of 32x32 give
     (4, 64, 128, (1, 2, 2), (1, 1, 1)),
     (4, 128, 128, (1, 1, 1), (1, 1, 1)),
 ]
-# torchvision's model has a class token and relative positions; MultiTrain has neither (multitrain.txt footnote 2
+# torchvision's model has a class token and relative positions; MultiTrain has neither (MultiTrain footnote 2
 # and "Classification head"): absolute space + time position embeddings, and the mean over the last tokens.
 MVIT_PRESETS = {
     'mvit_v2_s': dict(blocks=MVIT_V2_S, rel_pos=True, cls_token=True),
@@ -220,6 +218,9 @@ MVIT_PRESETS = {
     'tiny': dict(blocks=MVIT_TINY, rel_pos=False, cls_token=False),
 }
 PATCH_KERNEL, PATCH_STRIDE, PATCH_PADDING = (3, 7, 7), (2, 4, 4), (1, 3, 3)
+# Tokens and position tables: no weight decay (it would pull positions towards "no position"), trunc-normal init.
+POSITION_PARAMS = ('cls_token', 'pos_embed', 'pos_embed_time', 'pos_embed_space', 'pos_embed_cls',
+                   'rel_pos_t', 'rel_pos_h', 'rel_pos_w')
 
 
 def ceil_div(n, s):
@@ -231,8 +232,7 @@ def pool_tokens(x, pool, grid, num_cls):
     """Pool the grid tokens of x (B, h, num_cls + T*H*W, C) with pool, a Conv3d or MaxPool3d over C channels.
 
     The class token has no place in the grid and passes through unpooled. Heads are folded into the batch, so
-    one kernel of C channels serves every head (as in the official code). Returns (x, the pooled grid).
-    """
+    one kernel of C channels serves every head (as in the official code). Returns (x, the pooled grid)."""
     B, h, _, C = x.shape
     cls, x = x[:, :, :num_cls], x[:, :, num_cls:]
     x = x.reshape(B * h, *grid, C).permute(0, 4, 1, 2, 3)    # (B*h, C, T, H, W), channels last in memory
@@ -257,8 +257,7 @@ def rel_pos_lookup(table, q_size, k_size):
     Pooled grids are coarser, so both are compared at the finer one's scale: with L = max(q_size, k_size),
     query i sits at i * L / q_size and key j at j * L / k_size. Their offset, shifted to start at 0, indexes a table
     of 2L - 1 rows (resampled if it was built for another grid). Integer arithmetic; the official code does this in
-    float32 and truncates, which agrees whenever one size divides the other.
-    """
+    float32 and truncates, which agrees whenever one size divides the other."""
     L = max(q_size, k_size)
     i = torch.arange(q_size, device=table.device)[:, None]
     j = torch.arange(k_size, device=table.device)[None, :]
@@ -276,8 +275,7 @@ class PoolingAttention(nn.Module):
     """Multi-head pooling attention (MHPA): queries, keys and values are pooled on the token grid before attending.
 
     The width changes here (dim_in -> dim_out, torchvision's proj_after_attn): qkv projects to the new width, so
-    attention, residual pooling and output projection all run at dim_out. Query stride > 1 shrinks the output grid.
-    """
+    attention, residual pooling and output projection all run at dim_out. Query stride > 1 shrinks the output grid."""
 
     def __init__(self, dim_in, dim_out, num_heads, q_stride, kv_stride, kernel, grid, rel_pos, residual_pool):
         super().__init__()
@@ -316,8 +314,7 @@ class PoolingAttention(nn.Module):
 
         q is (B, h, qt*qh*qw, C), the pooled queries without the class token. Returns (B, h, Nq, Nk), zero on the
         class token's row and column. The MViTv2 paper divides this bias by sqrt(C) with q.k; the official code
-        (and torchvision) adds it unscaled, and so do we.
-        """
+        (and torchvision) adds it unscaled, and so do we."""
         (qt, qh, qw), (kt, kh, kw) = q_grid, k_grid
         B, h, _, C = q.shape
         q = q.view(B, h, qt, qh, qw, C)
@@ -331,12 +328,11 @@ class PoolingAttention(nn.Module):
 
 
 class MultiscaleBlock(nn.Module):
-    """One MViTv2 block (multitrain.txt eq. 1): X1 = MHPA(LN(X)) + Pool(X); Block(X) = MLP(LN(X1)) + X1.
+    """One MViTv2 block (MultiTrain eq. 1): X1 = MHPA(LN(X)) + Pool(X); Block(X) = MLP(LN(X1)) + X1.
 
     Pool(X) is a max pool with the query stride (identity when the stride is 1), so that the skip lands on the
     attention's output grid. Where the width changes, the official code widens the skip with a Linear applied to
-    LN(X) rather than X (eq. 1 does not say); we follow it.
-    """
+    LN(X) rather than X (eq. 1 does not say); we follow it."""
 
     def __init__(self, num_heads, dim_in, dim_out, q_stride, kv_stride, kernel, grid, rel_pos, residual_pool,
                  drop_path):
@@ -371,8 +367,7 @@ class MViT(nn.Module):
     tables; other input sizes work too (tables resampled), as long as the strides divide the token grid.
     rel_pos: decomposed relative position bias in every block (torchvision) instead of absolute separable
     space + time embeddings (MultiTrain). cls_token: read the class token (torchvision) instead of the mean of
-    the last tokens (MultiTrain). residual_pool: MViTv2's pooled-query residual inside attention.
-    """
+    the last tokens (MultiTrain). residual_pool: MViTv2's pooled-query residual inside attention."""
 
     def __init__(self, num_classes, blocks, img_size=224, num_frames=16, rel_pos=True, cls_token=True,
                  residual_pool=True, kernel=(3, 3, 3), head='linear', drop_path=0.0):
@@ -407,8 +402,7 @@ class MViT(nn.Module):
     def abs_pos_embed(self, grid):
         """Separable absolute positions for a token grid (T, H, W): time[t] + space[h, w], (T*H*W, D).
 
-        Tables built for another grid are resampled: time linearly, space bicubically (e.g. an image, T = 1).
-        """
+        Tables built for another grid are resampled: time linearly, space bicubically (e.g. an image, T = 1)."""
         T0, H0, W0 = self.pos_grid
         time = resize_table(self.pos_embed_time, grid[0])                          # (T, D)
         space = self.pos_embed_space.view(H0, W0, -1)                               # (H0, W0, D)
@@ -444,27 +438,18 @@ class MViT(nn.Module):
 def build_model(cfg, num_classes):
     """The backbone named by cfg.backbone with one head per dataset; num_classes: {dataset name: C}."""
     if cfg.backbone == 'mvit':
-        if cfg.mvit_preset not in MVIT_PRESETS:
-            raise ValueError(f"mvit_preset must be one of {', '.join(MVIT_PRESETS)}, got {cfg.mvit_preset!r}")
         # the time table covers the longest clip of the config (other lengths resample it)
         frames = max((spec['num_frames'] for spec in cfg.datasets.values() if 'num_frames' in spec), default=16)
         return MViT(num_classes, img_size=cfg.img_size, num_frames=frames, head=cfg.head, drop_path=cfg.drop_path,
                     **MVIT_PRESETS[cfg.mvit_preset])
-    if cfg.backbone != 'vit':
-        raise ValueError(f"backbone must be 'vit' or 'mvit', got {cfg.backbone!r}")
     return VisionTransformer(num_classes, img_size=cfg.img_size, patch_size=cfg.patch_size, dim=cfg.dim,
                              depth=cfg.depth, num_heads=cfg.num_heads, mlp_ratio=cfg.mlp_ratio,
                              shift_div=cfg.shift_div, head=cfg.head, drop_path=cfg.drop_path)
 
 
-# Tokens and position tables: no weight decay (it would pull positions towards "no position"), trunc-normal init.
-POSITION_PARAMS = ('cls_token', 'pos_embed', 'pos_embed_time', 'pos_embed_space', 'pos_embed_cls',
-                   'rel_pos_t', 'rel_pos_h', 'rel_pos_w')
-
-
 def configure_optimizer(model, lr, weight_decay, betas, device_type, kind='adamw', momentum=0.9):
-    """AdamW (kind='adamw', betas) or SGD with momentum (kind='sgd', CoVeR), with weight decay on weight matrices
-    and kernels only (not on biases, norms, tokens, positions)."""
+    """AdamW (kind='adamw') or SGD with momentum (kind='sgd', CoVeR), with weight decay on weight matrices and
+    kernels only (not on biases, norms, tokens, positions)."""
     params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     no_decay = lambda n, p: p.ndim < 2 or n.split('.')[-1] in POSITION_PARAMS  # also as step.model.*
     groups = [dict(params=[p for n, p in params if not no_decay(n, p)], weight_decay=weight_decay),
@@ -472,159 +457,3 @@ def configure_optimizer(model, lr, weight_decay, betas, device_type, kind='adamw
     if kind == 'sgd':
         return torch.optim.SGD(groups, lr=lr, momentum=momentum)
     return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=device_type == 'cuda')
-
-
-# -----------------------------------------------------------------------------
-# torchvision weights: parity tests and pretrained initialisation
-
-_VIT_BLOCK_KEYS = {'ln_1.': 'norm1.', 'self_attention.in_proj_': 'attn.qkv.', 'self_attention.out_proj.': 'attn.proj.',
-                   'ln_2.': 'norm2.', 'mlp.0.': 'mlp.fc1.', 'mlp.3.': 'mlp.fc2.'}
-_VIT_KEYS = {'conv_proj.': 'patch_embed.', 'class_token': 'cls_token', 'encoder.pos_embedding': 'pos_embed',
-             'encoder.ln.': 'norm.'}
-_MVIT_BLOCK_KEYS = {'norm1.': 'norm1.', 'attn.qkv.': 'attn.qkv.', 'attn.project.0.': 'attn.proj.',
-                    'attn.pool_q.pool.': 'attn.pool_q.', 'attn.pool_q.norm_act.0.': 'attn.norm_q.',
-                    'attn.pool_k.pool.': 'attn.pool_k.', 'attn.pool_k.norm_act.0.': 'attn.norm_k.',
-                    'attn.pool_v.pool.': 'attn.pool_v.', 'attn.pool_v.norm_act.0.': 'attn.norm_v.',
-                    'attn.rel_pos_': 'attn.rel_pos_', 'project.': 'skip_proj.', 'norm2.': 'norm2.',
-                    'mlp.0.': 'mlp.fc1.', 'mlp.3.': 'mlp.fc2.'}
-_MVIT_KEYS = {'conv_proj.': 'patch_embed.', 'pos_encoding.class_token': 'cls_token',
-              'pos_encoding.temporal_pos': 'pos_embed_time', 'pos_encoding.spatial_pos': 'pos_embed_space',
-              'pos_encoding.class_pos': 'pos_embed_cls', 'norm.': 'norm.'}
-
-
-def _rename(key, block_pattern, block_table, table):
-    """A state-dict key -> ours by prefix tables; keys matching block_pattern (number, rest) go to blocks.<number>."""
-    block = re.fullmatch(block_pattern, key)
-    if block:
-        prefix, table, key = f'blocks.{block[1]}.', block_table, block[2]
-    else:
-        prefix = ''
-    for old, new in table.items():
-        if key.startswith(old):
-            return prefix + new + key[len(old):]
-    return None
-
-
-def _vit_key(key, head):
-    """A torchvision VisionTransformer state-dict key -> ours (None if there is no such place)."""
-    return _rename(key, r'encoder\.layers\.encoder_layer_(\d+)\.(.+)', _VIT_BLOCK_KEYS,
-                   {**_VIT_KEYS, 'heads.head.': f'heads.{head}.'})
-
-
-def _mvit_key(key, head):
-    """A torchvision MViT state-dict key -> ours (None if there is no such place)."""
-    return _rename(key, r'blocks\.(\d+)\.(.+)', _MVIT_BLOCK_KEYS, {**_MVIT_KEYS, 'head.1.': f'heads.{head}.'})
-
-
-def convert_state_dict(theirs, ours, rename):
-    """Map every key of `theirs` with rename(key) onto `ours` (both state dicts), checking every shape.
-
-    A key of theirs with no place in ours, a shape that does not fit, or a key of ours left without a value is
-    an error naming the key: a converter that silently skips weights produces a model that is silently wrong.
-    """
-    out = {}
-    for key, value in theirs.items():
-        new = rename(key)
-        if new is None or new not in ours:
-            raise KeyError(f'torchvision key {key!r} has no place in this model (mapped to {new!r})')
-        if value.shape != ours[new].shape:
-            raise ValueError(f'torchvision {key!r} {tuple(value.shape)} does not fit {new!r} {tuple(ours[new].shape)}')
-        out[new] = value
-    missing = sorted(set(ours) - set(out))
-    if missing:
-        raise KeyError(f'no torchvision weights for {missing}')
-    return out
-
-
-def from_torchvision(tv_model, dataset='torchvision', shift_div=0):
-    """This project's model with the weights of a torchvision VisionTransformer or video MViT, of any size.
-
-    The architecture is read from the module itself, and the single classification head is named `dataset`.
-    The logits equal torchvision's (for the ViT on images; on a video (B, 3, T, H, W) with shift_div=0 they equal
-    the head applied to the mean of torchvision's per-frame class-token features).
-    """
-    import torchvision
-    if isinstance(tv_model, torchvision.models.video.MViT):
-        return _mvit_from_torchvision(tv_model, dataset)
-    if not isinstance(tv_model, torchvision.models.VisionTransformer):
-        raise TypeError(f'from_torchvision takes a torchvision VisionTransformer or MViT, '
-                        f'got {type(tv_model).__name__}')
-    layers = tv_model.encoder.layers
-    model = VisionTransformer({dataset: tv_model.num_classes}, img_size=tv_model.image_size,
-                              patch_size=tv_model.patch_size, dim=tv_model.hidden_dim, depth=len(layers),
-                              num_heads=layers[0].self_attention.num_heads,
-                              mlp_ratio=tv_model.mlp_dim / tv_model.hidden_dim, shift_div=shift_div)
-    state = convert_state_dict(tv_model.state_dict(), model.state_dict(), lambda k: _vit_key(k, dataset))
-    model.load_state_dict(state)
-    return model
-
-
-def mvit_settings(tv_model):
-    """The MViT(...) arguments of a torchvision MViT, read from its modules: block table, input size, switches."""
-    first = tv_model.blocks[0]
-    if not first.proj_after_attn:
-        raise ValueError('torchvision MViT with proj_after_attn=False (MViTv1) is not supported: we widen in attention')
-    if first.attn.residual_pool and first.attn.residual_with_cls_embed:
-        raise ValueError('torchvision MViT with residual_with_cls_embed=True is not supported: the class token '
-                         'takes no pooled-query residual here')
-    conv = tv_model.conv_proj
-    if (conv.kernel_size, conv.stride, conv.padding) != (PATCH_KERNEL, PATCH_STRIDE, PATCH_PADDING):
-        raise ValueError(f'patch embedding {conv} differs from kernel {PATCH_KERNEL}, stride {PATCH_STRIDE}, '
-                         f'padding {PATCH_PADDING}')
-    kernels = {m.kernel_size for m in tv_model.blocks.modules() if isinstance(m, nn.Conv3d)}
-    if len(kernels) > 1:
-        raise ValueError(f'pooling kernels differ between blocks ({sorted(kernels)}): one kernel is supported')
-    stride = lambda pool: tuple(pool.pool.stride) if pool is not None else (1, 1, 1)
-    blocks = [(b.attn.num_heads, b.norm1.normalized_shape[0], b.attn.output_dim, stride(b.attn.pool_q),
-               stride(b.attn.pool_k)) for b in tv_model.blocks]
-    (H, W), T = tv_model.pos_encoding.spatial_size, tv_model.pos_encoding.temporal_size   # token grid
-    return dict(blocks=blocks, img_size=(H * PATCH_STRIDE[1], W * PATCH_STRIDE[2]), num_frames=T * PATCH_STRIDE[0],
-                rel_pos=first.attn.rel_pos_h is not None, cls_token=True, residual_pool=first.attn.residual_pool,
-                kernel=next(iter(kernels), (3, 3, 3)))
-
-
-def _mvit_from_torchvision(tv_model, dataset):
-    model = MViT({dataset: tv_model.head[-1].out_features}, **mvit_settings(tv_model))
-    state = convert_state_dict(tv_model.state_dict(), model.state_dict(), lambda k: _mvit_key(k, dataset))
-    model.load_state_dict(state)
-    return model
-
-
-def resize_pos_embed(pos_embed, grid):
-    """(1, 1 + g*g, D) -> (1, 1 + grid*grid, D): the patch positions resampled bicubically, the class token's kept."""
-    cls, patches = pos_embed[:, :1], pos_embed[:, 1:]
-    g = math.isqrt(patches.shape[1])
-    if g == grid:
-        return pos_embed
-    patches = patches.reshape(1, g, g, -1).permute(0, 3, 1, 2)                        # (1, D, g, g)
-    patches = F.interpolate(patches, size=(grid, grid), mode='bicubic', align_corners=False)
-    return torch.cat([cls, patches.permute(0, 2, 3, 1).flatten(1, 2)], dim=1)         # (1, 1 + grid*grid, D)
-
-
-def load_torchvision_backbone(model, name):
-    """Copy the backbone of torchvision's pretrained `name` ('vit_b_16', 'mvit_v2_s') into model; heads stay new.
-
-    torchvision downloads the weights on first use. Position tables are resampled when model's input size
-    differs from the pretrained one (e.g. 64x64 Tiny-ImageNet crops from 224x224 ImageNet weights, or 8-frame clips
-    from 16-frame Kinetics weights).
-    """
-    import torchvision
-    mvit = name.startswith('mvit')
-    if not isinstance(model, MViT if mvit else VisionTransformer):  # before the download
-        raise ValueError(f"init_from='torchvision:{name}' needs backbone='{'mvit' if mvit else 'vit'}'")
-    tv_model = torchvision.models.get_model(name, weights='DEFAULT')
-    state = {k: v for k, v in tv_model.state_dict().items() if not k.startswith('head')}  # ViT 'heads.', MViT 'head.'
-    ours = {k: v for k, v in model.state_dict().items() if not k.startswith('heads.')}
-    if mvit:
-        rename, hint = lambda k: _mvit_key(k, None), "for MViTv2-S set mvit_preset='mvit_v2_s'"
-        fits = lambda k: '.rel_pos_' in k and rename(k) in ours  # relative-position tables, resampled as at run time
-        state = {k: resize_table(v, ours[rename(k)].shape[0]) if fits(k) else v for k, v in state.items()}
-    else:
-        rename, hint = lambda k: _vit_key(k, None), ('for ViT-B/16 set patch_size=16, dim=768, depth=12, '
-                                                     'num_heads=12, mlp_ratio=4.0')
-        grid = math.isqrt(model.pos_embed.shape[1] - 1)
-        state['encoder.pos_embedding'] = resize_pos_embed(state['encoder.pos_embedding'], grid)
-    try:
-        model.load_state_dict(convert_state_dict(state, ours, rename), strict=False)
-    except (KeyError, ValueError) as e:
-        raise ValueError(f'{name} does not fit the configured model ({e}); {hint}') from e

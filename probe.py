@@ -4,8 +4,8 @@ Transfer by linear probe: how good are the features of a trained backbone for a 
     python probe.py                                   # the demo run (out/demo), probed on its own datasets
     python probe.py --out_dir=out/x --probe_datasets="{'motions': {'format': 'ucf101', 'root': 'data/demo/motions'}}"
 
-This is the A -> B protocol of CoVeR (papers/cover.txt, Fig. 3): train on A (the run in out_dir), then measure
-on B (probe_datasets, or the run's own datasets when it is empty). CoVeR fine-tunes the whole network on B; a
+This is the A -> B protocol of CoVeR (Zhang et al., arXiv:2112.07175, Fig. 3): train on A (the run in out_dir),
+then measure on B (probe_datasets, or the run's own datasets when it is empty). CoVeR fine-tunes the whole network on B; a
 linear probe measures the frozen features as they are, and costs seconds instead of a training run, so that
 single-dataset and co-trained backbones can be compared on many targets.
 
@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 import config
 import data
-from eval import autocast_for, load_run, resolve_device
+from eval import load_run
 from model import build_model
 
 # settings that do not change a feature: they stay out of the cache key, so that changing them reuses the cache
@@ -142,8 +142,8 @@ def train_linear(train_x, train_y, val_x, val_y, num_classes, epochs=30, lr=1e-3
 
 def main(argv):
     cfg, ckpt, ckpt_path = load_run(argv)
-    device = resolve_device(cfg.device)
-    autocast = autocast_for(cfg.dtype, device)
+    device = config.resolve_device(cfg.device)
+    autocast = config.autocast_for(cfg.dtype, device)
     model = build_model(cfg, {name: len(c) for name, c in ckpt['classes'].items()})
     model.load_state_dict(ckpt['model'])
     model.to(device)
@@ -152,7 +152,7 @@ def main(argv):
     targets = cfg.probe_datasets or cfg.datasets
     results = {}
     for name, spec in targets.items():
-        spec = data.dataset_spec(name, spec)
+        spec = config.dataset_spec(name, spec)
         splits = {}
         for split in ('train', 'val'):
             loader = feature_loader(spec, split, cfg)

@@ -1,5 +1,5 @@
 """
-Synthetic datasets written in the on-disk layouts of the real ones, so that the readers of data.py, which read the
+Synthetic datasets written in the on-disk layouts of the real ones, so that the readers of readers.py, which read the
 real downloads, can be run, tested and demonstrated on a machine without them.
 
     python synthetic.py tinyimagenet OUT_DIR --seed 0     # a synthetic Tiny-ImageNet-200 layout
@@ -67,7 +67,7 @@ def render_image(colour, shape, rng, size=64):
 
 
 def write_synthetic_tinyimagenet(root, seed=0, num_classes=10, train_per_class=100, val_per_class=20, size=64):
-    """Write a Tiny-ImageNet-200 layout of num_classes appearance classes (see data.read_tinyimagenet)."""
+    """Write a Tiny-ImageNet-200 layout of num_classes appearance classes (see readers.read_tinyimagenet)."""
     root = Path(root)
     classes = TINY_CLASSES[:num_classes]
     wnids = [f"n9{i:07d}" for i in range(len(classes))]  # the real 'n' + 8 digits form; no real wnid starts n9
@@ -154,7 +154,7 @@ def render_video(cls, rng, width=64, height=48, num_frames=75):
 def write_synthetic_ucf101(root, seed=0, classes=UCF_CLASSES, groups=25, clips=2, width=64, height=48,
                            fps=25, seconds=3.0):
     """
-    Write a UCF101 layout (see data.read_ucf101): classes x groups x clips videos and the 3 official splits,
+    Write a UCF101 layout (see readers.read_ucf101): classes x groups x clips videos and the 3 official splits,
     where split k tests on groups 7(k-1)+1 .. 7k, as in the real dataset. Frames are 4:3 like UCF's 320x240.
     """
     root = Path(root)
@@ -179,16 +179,19 @@ def write_synthetic_ucf101(root, seed=0, classes=UCF_CLASSES, groups=25, clips=2
         (lists / f"testlist0{k}.txt").write_text(test)
 
 
-def write_video(path, frames, fps, codec, audio=False, key_every=None):
+def write_video(path, frames, fps, codec, audio=False, key_every=None, packed_b_frames=False):
     """
     Write frames (T, H, W, 3) uint8 in the container named by the suffix: .avi with codec 'mpeg4' (MPEG-4 Part 2
     with the XVID tag, like UCF101 and HMDB51), .mp4 with 'libx264' (H.264), .webm with 'libvpx-vp9' (VP9);
-    audio=True adds an AAC track holding a sine, like most Kinetics clips; key_every: frames from one key frame
-    to the next (None: the encoder's default, 250 for H.264). One thread and bitexact muxing: the same seed
-    writes the same bytes.
+    audio=True adds a track holding a sine (AAC, in an AVI MP3), like most Kinetics clips; key_every: frames from
+    one key frame to the next (None: the encoder's default, 250 for H.264). packed_b_frames (mpeg4 AVI only): one
+    B-frame between references, stored the DivX 5 way (see pack_b_frames). One thread and bitexact muxing: the
+    same seed writes the same bytes.
     """
     container_format = {'.avi': 'avi', '.mp4': 'mp4', '.webm': 'webm'}[Path(path).suffix]
-    with av.open(str(path), 'w', format=container_format, options={'fflags': '+bitexact'}) as container:
+    # an AVI has no timestamps to shift: the audio encoder's priming samples would otherwise delay the video
+    options = {'fflags': '+bitexact', **({'avoid_negative_ts': 'disabled'} if container_format == 'avi' else {})}
+    with av.open(str(path), 'w', format=container_format, options=options) as container:
         stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], 'yuv420p'
         stream.codec_context.thread_count = 1
@@ -197,24 +200,77 @@ def write_video(path, frames, fps, codec, audio=False, key_every=None):
         if codec == 'mpeg4':
             stream.bit_rate = 1_000_000
             stream.codec_context.codec_tag = 'XVID'
+            stream.codec_context.max_b_frames = 1 if packed_b_frames else 0
         if codec == 'libvpx-vp9':
             stream.options = {'deadline': 'realtime', 'cpu-used': '8'}  # fast enough for tests
         if audio:
-            write_sine(container, seconds=len(frames) / fps, hz=220 + 20 * (int(frames[0, 0, 0, 0]) % 32))
-        for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format='rgb24')))
-        container.mux(stream.encode())  # flush
+            write_sine(container, seconds=len(frames) / fps, hz=220 + 20 * (int(frames[0, 0, 0, 0]) % 32),
+                       codec='libmp3lame' if container_format == 'avi' else 'aac')
+        packets = [stream.encode(av.VideoFrame.from_ndarray(frame, format='rgb24')) for frame in frames]
+        packets = [p for some in packets + [stream.encode()] for p in some]  # the encoder flushed
+        if packed_b_frames:
+            packets = pack_b_frames(packets, stream)
+        container.mux(packets)
 
 
-def write_sine(container, seconds, hz, rate=16000):
-    """An AAC mono track holding a sine; PyAV cuts the one long frame into the encoder's 1024-sample frames."""
-    stream = container.add_stream('aac', rate=rate)
+VOP_START = b'\x00\x00\x01\xb6'  # an MPEG-4 Part 2 picture (VOP) starts with this code, then 2 bits of its type
+
+
+def vop_type(data):
+    """'I', 'P', 'B' or 'S': the coding type of the first picture in MPEG-4 Part 2 data (bytes)."""
+    return 'IPBS'[data[data.index(VOP_START) + 4] >> 6]
+
+
+def pack_b_frames(packets, stream):
+    """
+    Store MPEG-4 Part 2 packets (in decoding order) the way DivX 5 and XviD's "packed bitstream" mode do, one AVI
+    chunk per displayed frame: a reference frame and the first B-frame after it (shown before it) in one chunk,
+    the other B-frames in their own, then a placeholder chunk (an N-VOP: a picture marked not coded) where the
+    reference is shown. A decoder that returns one frame per chunk without delay shows chunk k at time k; FFmpeg
+    decodes the two pictures in one chunk in turn. The first picture's user data says so ('DivX503b1393p', the p
+    for packed), in place of the encoder's own. Returns the packets of the chunks, timed by their order.
+    """
+    data = [bytes(p) for p in packets]
+    vol = data[0][:data[0].index(VOP_START)]          # the stream headers before the first picture
+    user = vol.find(b'\x00\x00\x01\xb2')              # the encoder's user data ('Lavc...') runs to the picture
+    data[0] = vol[:user if user >= 0 else len(vol)] + b'\x00\x00\x01\xb2DivX503b1393p' + data[0][len(vol):]
+    # the N-VOP: type P (01), no second elapsed (0), marker, time increment (as many bits as the encoder's time
+    # base needs; no decoder reads it here: FFmpeg shows the stored B-frame instead), marker, not coded (0), stuffing
+    bits = '0101' + '0' * (stream.codec_context.time_base.denominator - 1).bit_length() + '10'
+    n_vop = VOP_START + int(bits + '0' + '1' * (-(len(bits) + 1) % 8), 2).to_bytes((len(bits) + 8) // 8, 'big')
+    chunks, n = [], 0  # (bytes, is key frame)
+    while n < len(data):
+        end = n + 1
+        while end < len(data) and vop_type(data[end]) == 'B':
+            end += 1
+        b_frames = data[n + 1:end]
+        if b_frames:
+            chunks += [(data[n] + b_frames[0], packets[n].is_keyframe), *((b, False) for b in b_frames[1:]),
+                       (n_vop, False)]
+        else:
+            chunks.append((data[n], packets[n].is_keyframe))
+        n = end
+    out = []
+    for k, (chunk, key) in enumerate(chunks):
+        packet = av.Packet(chunk)
+        packet.stream, packet.time_base, packet.pts, packet.dts = stream, packets[0].time_base, k, k  # 1 / fps
+        packet.is_keyframe = key
+        out.append(packet)
+    return out
+
+
+def write_sine(container, seconds, hz, rate=16000, codec='aac'):
+    """A mono track holding a sine (AAC or MP3); PyAV cuts the one long frame into the encoder's frames."""
+    stream = container.add_stream(codec, rate=rate)
     stream.layout = 'mono'
     stream.codec_context.thread_count = 1
     t = np.arange(round(seconds * rate)) / rate
-    frame = av.AudioFrame.from_ndarray((0.2 * np.sin(2 * np.pi * hz * t)).astype(np.float32)[None],
-                                       format='fltp', layout='mono')  # (1, samples), planar float
-    frame.sample_rate, frame.pts = rate, 0
+    sine = 0.2 * np.sin(2 * np.pi * hz * t)
+    if codec == 'aac':
+        frame = av.AudioFrame.from_ndarray(sine.astype(np.float32)[None], format='fltp', layout='mono')
+    else:
+        frame = av.AudioFrame.from_ndarray((sine * 32767).astype(np.int16)[None], format='s16p', layout='mono')
+    frame.sample_rate, frame.pts = rate, 0  # (1, samples), planar
     container.mux(stream.encode(frame))
     container.mux(stream.encode())  # flush
 
@@ -226,7 +282,7 @@ def _synthetic_video(cls, seed, dataset, n, width, height, fps, seconds):
 
 
 def write_synthetic_cifar100(root, seed=0, num_classes=10, train_per_class=20, test_per_class=5):
-    """Write CIFAR-100 python pickles (see data.read_cifar100) of num_classes 32 x 32 appearance classes."""
+    """Write CIFAR-100 python pickles (see readers.read_cifar100) of num_classes 32 x 32 appearance classes."""
     folder = Path(root) / 'cifar-100-python'
     folder.mkdir(parents=True, exist_ok=True)
     names = [f"{colour}_{shape}" for colour, shape in TINY_CLASSES[:num_classes]]  # CIFAR style: aquarium_fish
@@ -245,7 +301,7 @@ def write_synthetic_cifar100(root, seed=0, num_classes=10, train_per_class=20, t
 
 
 def write_synthetic_imagefolder(root, seed=0, num_classes=10, train_per_class=20, val_per_class=5, size=64):
-    """Write an ImageNet-style class-folder tree of JPEGs (see data.read_imagefolder)."""
+    """Write an ImageNet-style class-folder tree of JPEGs (see readers.read_imagefolder)."""
     for split, per_class in (('train', train_per_class), ('val', val_per_class)):
         for label, (colour, shape) in enumerate(TINY_CLASSES[:num_classes]):
             folder = Path(root) / split / f"{colour}_{shape}"
@@ -264,7 +320,7 @@ def _snake(name):
 def write_synthetic_hmdb51(root, seed=0, classes=UCF_CLASSES, videos_per_class=8, width=64, height=48, fps=25,
                            seconds=2.0):
     """
-    Write an HMDB51 layout (see data.read_hmdb51) of mpeg4 AVIs. In split k, video n is marked
+    Write an HMDB51 layout (see readers.read_hmdb51) of mpeg4 AVIs. In split k, video n is marked
     (1, 1, 2, 0)[(n + k) % 4]: half train, a quarter test, a quarter unused, different in each split.
     """
     root = Path(root)
@@ -294,7 +350,7 @@ def _csv_field(text):
 
 def write_synthetic_kinetics(root, seed=0, classes=UCF_CLASSES, train_per_class=8, val_per_class=2, width=64,
                              height=48, fps=25, seconds=2.0):
-    """Write a Kinetics layout (see data.read_kinetics): H.264 MP4 clips with an AAC sine track, and the CSVs.
+    """Write a Kinetics layout (see readers.read_kinetics): H.264 MP4 clips with an AAC sine track, and the CSVs.
     Returns {split: [(label, youtube_id)]} in the CSVs' row order."""
     root = Path(root)
     (root / 'annotations').mkdir(parents=True, exist_ok=True)
@@ -329,7 +385,7 @@ SSV2_TEMPLATES = {'MoveLeft': 'Pushing [something] from right to left',
 
 def write_synthetic_ssv2(root, seed=0, classes=UCF_CLASSES, train_per_class=8, val_per_class=2, width=64,
                          height=48, fps=12, seconds=2.0):
-    """Write a Something-Something v2 layout (see data.read_ssv2): VP9 WebM videos (12 fps, as SSv2) and the JSONs."""
+    """Write a Something-Something v2 layout (see readers.read_ssv2): VP9 WebM videos (12 fps, as SSv2), the JSONs."""
     root = Path(root)
     (root / 'videos').mkdir(parents=True, exist_ok=True)
     names = [SSV2_TEMPLATES[cls].replace('[', '').replace(']', '') for cls in classes]
@@ -355,7 +411,7 @@ MOMENTS_NAMES = {'MoveLeft': 'leaving', 'MoveRight': 'entering', 'Grow': 'inflat
 
 def write_synthetic_moments(root, seed=0, classes=UCF_CLASSES, train_per_class=8, val_per_class=2, width=64,
                             height=48, fps=25, seconds=2.0):
-    """Write a Moments in Time layout (see data.read_moments) of H.264 MP4 videos (3 s in the real set)."""
+    """Write a Moments in Time layout (see readers.read_moments) of H.264 MP4 videos (3 s in the real set)."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     names = [MOMENTS_NAMES[cls] for cls in classes]
@@ -375,7 +431,7 @@ def write_synthetic_moments(root, seed=0, classes=UCF_CLASSES, train_per_class=8
 
 def write_synthetic_minikinetics(root, seed=0, classes=UCF_CLASSES, **kinetics):
     """Write a Kinetics layout (see write_synthetic_kinetics) and the mini-Kinetics lists (see
-    data.read_minikinetics, whose file names these are) that select all classes but the last and, of their
+    readers.read_minikinetics, whose file names these are) that select all classes but the last and, of their
     training clips, three in four."""
     rows = write_synthetic_kinetics(root, seed, classes, **kinetics)
     kept = {KINETICS_NAMES[cls] for cls in classes[:-1]}
@@ -404,7 +460,7 @@ def _untrimmed(action, num_frames, segments):
 def write_synthetic_activitynet(root, seed=0, classes=UCF_CLASSES, train_per_class=4, val_per_class=1, width=64,
                                 height=48, fps=25, seconds=4.0):
     """
-    Write an ActivityNet v1.3 layout (see data.read_activitynet): untrimmed H.264 MP4 videos, named v_<id>.mp4 and
+    Write an ActivityNet v1.3 layout (see readers.read_activitynet): untrimmed H.264 MP4 videos, named v_<id>.mp4 and
     <id>.mp4 in turn (downloads have both), of which one or two annotated segments show the class's motion and
     the rest still frames (see _untrimmed); a few 'testing' videos without annotations, as the real file has.
     """
@@ -439,7 +495,7 @@ def write_synthetic_activitynet(root, seed=0, classes=UCF_CLASSES, train_per_cla
     (root / 'activity_net.v1-3.min.json').write_text(json.dumps(content))
 
 
-# each format's writer, by the format names of data.WRITERS
+# each format's writer, by the format names of config.FORMATS
 WRITERS = dict(tinyimagenet=write_synthetic_tinyimagenet, ucf101=write_synthetic_ucf101,
                imagefolder=write_synthetic_imagefolder, cifar100=write_synthetic_cifar100,
                hmdb51=write_synthetic_hmdb51, kinetics=write_synthetic_kinetics,

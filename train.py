@@ -7,7 +7,7 @@ Co-train one transformer on several image and video datasets, one head per datas
 
 Every setting is a value in config.py; a config file and --key=value arguments override them in order.
 One iteration takes one round of batches (data.rounds): by default one batch of every dataset in a fixed order
-with an optimizer step after each (IV-ViT, papers/iv-vit.txt section 5.3); `sampling` and `update` switch to
+with an optimizer step after each (IV-ViT, arXiv:2308.10533, section 5.3); `sampling` and `update` switch to
 CoVeR's and MultiTrain's schemes, and losses.Objective composes the loss from the config's switches.
 Stopping and resuming: SIGTERM (what schedulers send before preemption) saves a checkpoint and exits; a run
 killed in any way continues exactly with --init_from=resume from its last checkpoint.
@@ -16,7 +16,6 @@ killed in any way continues exactly with --init_from=resume from its last checkp
 import json
 import math
 import os
-import shutil
 import signal
 import sys
 import time
@@ -32,20 +31,12 @@ import data
 import losses
 import mixup
 import smoke
-from eval import autocast_for, evaluate, print_results, resolve_device
-from model import build_model, configure_optimizer, load_torchvision_backbone
+from eval import evaluate, print_results
+from model import build_model, configure_optimizer
+from pretrained import load_torchvision_backbone
 
 try:
-    cfg = config.load(sys.argv[1:])
-    for key, allowed in dict(sampling=('round_robin', 'proportional', 'mixed'),
-                             update=('per_dataset', 'per_round'), projection=('none', 'add', 'separate'),
-                             projection_init=('zeros', 'normal'), optimizer=('adamw', 'sgd'),
-                             lr_schedule=('cosine', 'step'),
-                             dtype=('auto', 'float32', 'bfloat16', 'float16')).items():
-        if getattr(cfg, key) not in allowed:
-            raise config.ConfigError(f'{key} must be one of {allowed}, got {getattr(cfg, key)!r}')
-    if cfg.grad_accum < 1:
-        raise config.ConfigError(f'grad_accum must be >= 1, got {cfg.grad_accum}')
+    cfg = config.load(sys.argv[1:])  # every value checked (config.check)
 except config.ConfigError as e:
     sys.exit(f'config error: {e}')
 if not cfg.smoke and (missing := smoke.missing_roots_message(cfg, sys.argv[1:])):
@@ -67,7 +58,7 @@ if ddp:
     control = dist.new_group(backend='gloo') if on_gpu else dist.group.WORLD
 else:
     rank, world = 0, 1
-    device = resolve_device(cfg.device)
+    device = config.resolve_device(cfg.device)
 master = rank == 0
 if cfg.smoke:  # synthetic copies of the datasets in a fresh temporary folder, made by rank 0, shared with the others
     smoke_folder = [smoke.make_folder() if master else None]
@@ -82,7 +73,7 @@ torch.manual_seed(cfg.seed)  # the same initial weights on every rank
 if device_type == 'cuda':
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
-autocast = autocast_for(cfg.dtype, device)  # dtype='auto': bf16 on a GPU, fp32 on a CPU
+autocast = config.autocast_for(cfg.dtype, device)  # dtype='auto': bf16 on a GPU, fp32 on a CPU
 # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none (then the scaler does nothing)
 scaler = torch.amp.GradScaler(device_type, enabled=getattr(autocast, 'fast_dtype', None) == torch.float16)
 if master:
@@ -93,7 +84,7 @@ if master:
 
 # ---- data: training loaders (one per dataset, or one per group of datasets with sampling='mixed') and one
 # evaluation loader per dataset, each rank with its own shard
-specs = {name: data.dataset_spec(name, spec) for name, spec in cfg.datasets.items()}
+specs = {name: config.dataset_spec(name, spec) for name, spec in cfg.datasets.items()}
 train_loaders = data.make_train_loaders(specs, cfg, rank, world)
 val_loaders = {name: data.make_loader(spec, 'val', cfg, rank, world) for name, spec in specs.items()}
 classes = {name: loader.dataset.classes for name, loader in val_loaders.items()}
@@ -131,7 +122,7 @@ objective = losses.Objective({name: len(c) for name, c in classes.items()}, mode
 
 class TrainStep(torch.nn.Module):
     """What DDP wraps: the model and the objective's own parameters, so that the gradients of both are averaged
-    over ranks. forward returns (loss, {term: value}) of a batch."""
+    over ranks. forward returns Objective's (loss, {dataset: L_k}, {regulariser: value}) of a batch."""
 
     def __init__(self, model, objective):
         super().__init__()
@@ -172,8 +163,6 @@ elif cfg.init_from.startswith('torchvision:'):
     if master:  # DDP's constructor copies rank 0's weights to the other ranks: one download is enough
         load_torchvision_backbone(model, cfg.init_from.split(':', 1)[1])
         print(f'backbone initialised from {cfg.init_from}; heads from scratch')
-elif cfg.init_from != 'scratch':
-    sys.exit(f"init_from must be 'scratch', 'resume' or 'torchvision:<model name>', got {cfg.init_from!r}")
 if master:
     print(f'model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, '
           f'objective: {sum(p.numel() for p in objective.parameters()) / 1e6:.2f} M')
@@ -224,9 +213,7 @@ def save_checkpoint(results):
             save_atomically(ckpt, os.path.join(cfg.out_dir, 'ckpt_best.pt'))
     save_atomically(ckpt, ckpt_path)
     if cfg.keep_last > 0 and results is not None:
-        shutil.copyfile(ckpt_path, os.path.join(cfg.out_dir, f'ckpt_{iter_num:07d}.pt.tmp'))
-        os.replace(os.path.join(cfg.out_dir, f'ckpt_{iter_num:07d}.pt.tmp'),
-                   os.path.join(cfg.out_dir, f'ckpt_{iter_num:07d}.pt'))
+        save_atomically(ckpt, os.path.join(cfg.out_dir, f'ckpt_{iter_num:07d}.pt'))
         kept = sorted(f for f in os.listdir(cfg.out_dir) if f.startswith('ckpt_0') and f.endswith('.pt'))
         for old in kept[:-cfg.keep_last]:
             os.remove(os.path.join(cfg.out_dir, old))
@@ -243,7 +230,7 @@ def agree(flag):
 
 def check_finite(history):
     """Stop the run, without saving, if a loss term of the iterations in history was NaN or inf.
-    history holds (iteration, term names, their values (n,) on the device): one host sync per check."""
+    history holds (iteration, term names (log keys), their values (n,) on the device): one host sync per check."""
     finite = torch.stack([values.isfinite().all() for _, _, values in history]).cpu() if history else None
     bad = finite is not None and not bool(finite.all())
     if agree(bad):
@@ -270,6 +257,13 @@ def request_stop(signum, frame):
 signal.signal(signal.SIGTERM, request_stop)
 
 
+def add_terms(terms, loss, dataset_losses, regularisers, n=1):
+    """terms[log key] += value / n, for the total, each dataset's loss and each regulariser (log.jsonl's keys)."""
+    for key, value in [('loss', loss), *((f'{k}/loss', v) for k, v in dataset_losses.items()),
+                       *regularisers.items()]:
+        terms[key] = terms.get(key, 0) + value.detach() / n
+
+
 def mixed(it, s, m, names, x, y, ds):
     """(names, x, y, ds, mix) of micro-batch m of slot s of iteration it: with mixup_alpha or cutmix_alpha, x mixed
     within each dataset (mixup.py) and mix = (partner labels, lam); else x unchanged and mix None. The draws depend
@@ -279,6 +273,36 @@ def mixed(it, s, m, names, x, y, ds):
     rng = np.random.default_rng([cfg.seed, it, s, m, rank])
     x, mix = mixup.mix(x, y, ds, cfg.mixup_alpha, cfg.cutmix_alpha, rng)
     return names, x, y, ds, mix
+
+
+def train_slot(slot, stepping, terms, s=0, batch_total=None):
+    """One slot of a round (slot s of iteration iter_num): the forward and backward passes of its micro-batches
+    (grad_accum batches of one loader), whose mean gradient adds to the gradients held, then an optimizer step if
+    stepping. Adds the slot's loss terms to terms. batch_total: see losses.Objective (None: each batch's size)."""
+    slot = [mixed(iter_num, s, m, names, *(t.to(device, non_blocking=True) for t in (x, y, ds)))
+            for m, (names, x, y, ds) in enumerate(slot)]
+    cached = None
+    if len(slot) > 1 and objective.expander is not None:  # the informative loss of the whole accumulated batch
+        cached = objective.informative_gradients(model.features, [x for _, x, *_ in slot], autocast)
+        z_grads, states, regularisers, total = cached
+        add_terms(terms, total, {}, regularisers)
+    for m, (names, x, y, ds, mix) in enumerate(slot):
+        if ddp:  # average gradients over ranks only in the backward pass right before a step
+            step.require_backward_grad_sync = stepping and m == len(slot) - 1
+        if cached:  # the dropout of the first pass; z_grad * len(slot) undoes the division below
+            losses.set_rng_state(states[m])
+        with autocast:
+            loss, dataset_losses, regularisers = step(names, x, y, ds, z_grads[m] * len(slot) if cached else None,
+                                                      batch_total, mix)
+        scaler.scale(loss / len(slot)).backward()  # the mean over micro-batches; per_round adds the slots' means
+        add_terms(terms, loss, dataset_losses, regularisers, len(slot))
+    if stepping:
+        if cfg.grad_clip > 0:
+            scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+            torch.nn.utils.clip_grad_norm_(step.parameters(), cfg.grad_clip)
+        scaler.step(optimizer)  # float16: skipped when a gradient overflowed, and the scale shrinks
+        scaler.update()
+        optimizer.zero_grad(set_to_none=True)
 
 
 # ---- the training loop. A resumed run continues every loader's sample sequence where it stopped
@@ -313,40 +337,13 @@ while True:
     lr = get_lr(iter_num)
     for group in optimizer.param_groups:
         group['lr'] = lr
-    round_ = next(batches)
+    round_, terms = next(batches), {}
     # with CoVeR's and MultiTrain's batches, a step that takes batches of several shapes (images, clips) divides
     # every loss by all its samples (on this rank), so that each dataset weighs by its share of the step
     batch_total = (sum(len(slot[0][2]) for slot in round_)
                    if cfg.update == 'per_round' and cfg.sampling in ('proportional', 'mixed') else None)
-    terms = {}
-    for s, slot in enumerate(round_):  # a slot: grad_accum micro-batches of one loader
-        slot = [mixed(iter_num, s, m, names, *(t.to(device, non_blocking=True) for t in (x, y, ds)))
-                for m, (names, x, y, ds) in enumerate(slot)]
-        cached = None
-        if len(slot) > 1 and objective.expander is not None:  # the informative loss of the whole accumulated batch
-            cached = objective.informative_gradients(model.features, [x for _, x, *_ in slot], autocast)
-        if cached:
-            z_grads, states, parts, total = cached
-            for key, value in [('loss', total), *parts.items()]:
-                terms[key] = terms.get(key, 0) + value
-        for m, (names, x, y, ds, mix) in enumerate(slot):
-            stepping = m == len(slot) - 1 and (cfg.update == 'per_dataset' or s == len(round_) - 1)
-            if ddp:  # average gradients over ranks only in the backward pass right before a step
-                step.require_backward_grad_sync = stepping
-            if cached:  # the dropout of the first pass; z_grad * len(slot) undoes the division below
-                losses.set_rng_state(states[m])
-            with autocast:
-                loss, parts = step(names, x, y, ds, z_grads[m] * len(slot) if cached else None, batch_total, mix)
-            scaler.scale(loss / len(slot)).backward()  # the mean over micro-batches; per_round adds the slots' means
-            for key, value in [('loss', loss), *parts.items()]:
-                terms[key] = terms.get(key, 0) + value.detach() / len(slot)
-        if stepping:
-            if cfg.grad_clip > 0:
-                scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
-                torch.nn.utils.clip_grad_norm_(step.parameters(), cfg.grad_clip)
-            scaler.step(optimizer)  # float16: skipped when a gradient overflowed, and the scale shrinks
-            scaler.update()
-            optimizer.zero_grad(set_to_none=True)
+    for s, slot in enumerate(round_):  # per_dataset: a step after every slot; per_round: after the last one
+        train_slot(slot, cfg.update == 'per_dataset' or s == len(round_) - 1, terms, s, batch_total)
     history.append((iter_num, list(terms), torch.stack(list(terms.values())).float()))
     iter_num += 1
     pbar.update(1)
@@ -357,8 +354,7 @@ while True:
             dt = (time.time() - t0) / cfg.log_interval
             t0 = time.time()
             event = dict(event='train', iter=iter_num, lr=lr, sec_per_iter=dt,
-                         **{(k if k in ('loss', 'variance', 'covariance') else f'{k}/loss'): v.item()
-                            for k, v in terms.items()})
+                         **{k: v.item() for k, v in terms.items()})
             if scaler.is_enabled():
                 event['loss_scale'] = scaler.get_scale()
             if objective.uncertainty is not None:

@@ -14,8 +14,10 @@ import pytest
 import torch
 from PIL import Image
 
+import config
 import data
 import decode
+import readers
 import synthetic
 
 
@@ -82,12 +84,12 @@ BREAK = {
 def plant_ucf(clean, tmp_path, max_bad_fraction=0.2):
     """The 28 validation videos of a UCF101 copy, with one file of each kind in BREAK broken."""
     root = copy(clean, tmp_path, 'ucf')
-    samples, _ = data.read_ucf101(root, 'val')
+    samples, _ = readers.read_ucf101(root, 'val')
     broken = {}
     for (kind, damage), index in zip(BREAK.items(), (0, 9, 13, 22)):
         damage(data.Path(samples[index][0]))
         broken[index] = samples[index][0]
-    spec = data.dataset_spec('ucf', dict(format='ucf101', root=str(root), batch_size=4, num_frames=2,
+    spec = config.dataset_spec('ucf', dict(format='ucf101', root=str(root), batch_size=4, num_frames=2,
                                          clip_seconds=0.3, max_bad_fraction=max_bad_fraction))
     return spec, broken
 
@@ -134,7 +136,7 @@ def test_replacement_does_not_depend_on_the_worker(clean, tmp_path, capfd):
     """The replacement follows from (index, seed): the same batches with 0 or 2 workers, in training too (random
     clips), and the same whether the bad file was already known (flagged) or is found now."""
     spec, broken = plant_ucf(clean, tmp_path)
-    samples, classes = data.read_ucf101(spec['root'], 'val')
+    samples, classes = readers.read_ucf101(spec['root'], 'val')
 
     def training_set():  # random clips, crops and flips, over the 28 samples with the 4 bad ones
         return data.VideoDataset(samples, classes, True, spec, make_cfg())
@@ -165,7 +167,7 @@ def test_too_many_bad_samples_stop_the_run(clean, tmp_path, num_workers):
 
 def test_truncated_mp4_is_replaced(clean, tmp_path, capfd):
     root = copy(clean, tmp_path, 'moments')
-    spec = data.dataset_spec('mit', dict(format='moments', root=str(root), batch_size=4, num_frames=2,
+    spec = config.dataset_spec('mit', dict(format='moments', root=str(root), batch_size=4, num_frames=2,
                                          clip_seconds=0.3, max_bad_fraction=0.2))
     loader = data.make_loader(spec, 'train', make_cfg())
     path = data.Path(loader.dataset.samples[3][0])
@@ -177,7 +179,7 @@ def test_truncated_mp4_is_replaced(clean, tmp_path, capfd):
 
 def test_broken_jpeg_is_replaced_and_odd_modes_are_not_bad(clean, tmp_path, capfd):
     root = copy(clean, tmp_path, 'tiny')
-    spec = data.dataset_spec('tiny', dict(format='tinyimagenet', root=str(root), batch_size=4,
+    spec = config.dataset_spec('tiny', dict(format='tinyimagenet', root=str(root), batch_size=4,
                                           max_bad_fraction=0.2))
     loader = data.make_loader(spec, 'val', make_cfg())
     paths = [data.Path(p) for p, _ in loader.dataset.samples]
@@ -202,7 +204,7 @@ def test_worker_crash_is_reported_not_waited_on(clean, tmp_path, monkeypatch):
     def broken(self, index, seed):
         raise KeyError('a bug, not a bad file')
     monkeypatch.setattr(data.VideoDataset, '_item', broken)
-    dataset = data.VideoDataset(*data.read_ucf101(spec['root'], 'val'), False, spec, make_cfg())
+    dataset = data.VideoDataset(*readers.read_ucf101(spec['root'], 'val'), False, spec, make_cfg())
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=[[(i, 0)] for i in range(len(dataset))],
                                          num_workers=2)
     with pytest.raises(KeyError, match='a bug'):

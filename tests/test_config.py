@@ -236,11 +236,42 @@ def test_print_config_is_aligned(capsys):
 @pytest.mark.parametrize('path', sorted(str(p) for p in (Path(__file__).resolve().parent.parent / 'config').glob('*.py')))
 def test_every_config_file_loads_with_valid_datasets(path, monkeypatch):
     """Each set-up in config/ loads alone (and after the demo for the objective files), and each of its datasets
-    passes data.dataset_spec's checks: no typo in a key or a format reaches a cluster job."""
-    import data
+    passes config.dataset_spec's checks: no typo in a key or a format reaches a cluster job."""
     monkeypatch.chdir(Path(path).parent.parent)
     monkeypatch.setenv('WORLD_SIZE', '8')
     cfg = config.load([path])
     for name, spec in cfg.datasets.items():
-        data.dataset_spec(name, spec)
+        config.dataset_spec(name, spec)
     assert cfg.sampling in ('round_robin', 'proportional', 'mixed')
+
+
+def test_helper_names_in_a_file_must_be_private_and_the_error_says_so(tmp_path):
+    f = write(tmp_path, 'loop.py', "for d in datasets.values():\n    d['flip'] = False\n")
+    message = error_of([f])
+    assert "'d'" in message and 'must start with _' in message
+    f = write(tmp_path, 'loop_ok.py', "for _d in datasets.values():\n    _d['flip'] = False\n")
+    assert not any(spec['flip'] for spec in config.load([f]).datasets.values())
+
+
+@pytest.mark.parametrize('key', sorted(config.CHOICES))
+def test_every_choice_is_checked_in_one_place(key):
+    message = error_of([f'--{key}=nonsense'])
+    assert f"{key} must be one of {', '.join(config.CHOICES[key])}, got 'nonsense'" in message
+    for allowed in config.CHOICES[key]:
+        config.load([f'--{key}={allowed}'])
+
+
+def test_the_choices_are_those_the_code_implements():
+    import decode
+    import model
+    import readers
+    import synthetic
+    assert set(config.FORMATS) == set(readers.FORMATS) == set(synthetic.WRITERS)
+    assert config.SAMPLERS == tuple(decode.SAMPLERS)
+    assert set(config.CHOICES['mvit_preset']) == set(model.MVIT_PRESETS)
+
+
+def test_other_values_are_checked_too():
+    assert 'grad_accum must be >= 1' in error_of(['--grad_accum=0'])
+    assert "init_from must be 'scratch', 'resume' or 'torchvision:<model name>'" in error_of(['--init_from=x'])
+    assert "dataset 'p': 'root' is required" in error_of(["--probe_datasets={'p': {'format': 'ucf101'}}"])

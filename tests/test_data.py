@@ -15,8 +15,10 @@ import pytest
 import torch
 from PIL import Image
 
+import config
 import data
 import decode
+import readers
 import synthetic
 
 REAL_TINY = Path(__file__).parent.parent.parent / 'shared' / 'data' / 'tiny-imagenet-200-mini'
@@ -45,11 +47,11 @@ def ucf_root(tmp_path_factory):
 
 
 def tiny_spec(root, **kw):
-    return data.dataset_spec('tiny', {**dict(format='tinyimagenet', root=str(root), batch_size=4), **kw})
+    return config.dataset_spec('tiny', {**dict(format='tinyimagenet', root=str(root), batch_size=4), **kw})
 
 
 def ucf_spec(root, **kw):
-    return data.dataset_spec('ucf', {**dict(format='ucf101', root=str(root), batch_size=4, num_frames=4,
+    return config.dataset_spec('ucf', {**dict(format='ucf101', root=str(root), batch_size=4, num_frames=4,
                                             clip_seconds=0.6), **kw})
 
 
@@ -69,9 +71,9 @@ def write(path, text):
 
 
 def test_dataset_spec_fills_defaults():
-    spec = data.dataset_spec('ucf', dict(format='ucf101', root='/x', num_frames=16))
-    assert spec['num_frames'] == 16 and spec['batch_size'] == data.DATASET_DEFAULTS['batch_size']
-    assert set(spec) == set(data.DATASET_DEFAULTS)
+    spec = config.dataset_spec('ucf', dict(format='ucf101', root='/x', num_frames=16))
+    assert spec['num_frames'] == 16 and spec['batch_size'] == config.DATASET_DEFAULTS['batch_size']
+    assert set(spec) == set(config.DATASET_DEFAULTS)
 
 
 @pytest.mark.parametrize('spec, words', [
@@ -81,7 +83,7 @@ def test_dataset_spec_fills_defaults():
 ])
 def test_dataset_spec_errors_name_dataset_and_key(spec, words):
     with pytest.raises(ValueError) as e:
-        data.dataset_spec('ucf', spec)
+        config.dataset_spec('ucf', spec)
     assert all(w in str(e.value) for w in words), str(e.value)
 
 
@@ -99,11 +101,11 @@ def write_ucf_lists(root, trainlist):
 
 def test_read_ucf101_handwritten(tmp_path):
     write_ucf_lists(tmp_path, 'Run/v_Run_g08_c01.avi 1\r\n\r\nJump/v_Jump_g09_c03.avi 2\r\n')
-    samples, classes = data.read_ucf101(tmp_path, 'train', fold=1)
+    samples, classes = readers.read_ucf101(tmp_path, 'train', fold=1)
     assert classes == ['Run', 'Jump']
     assert samples == [(str(tmp_path / 'UCF-101' / 'Run' / 'v_Run_g08_c01.avi'), 0),
                        (str(tmp_path / 'UCF-101' / 'Jump' / 'v_Jump_g09_c03.avi'), 1)]
-    samples, _ = data.read_ucf101(tmp_path, 'val', fold=1)
+    samples, _ = readers.read_ucf101(tmp_path, 'val', fold=1)
     assert [label for _, label in samples] == [1, 0]
     assert samples[0][0].endswith('UCF-101/Jump/v_Jump_g01_c01.avi')
 
@@ -118,7 +120,7 @@ def test_read_ucf101_handwritten(tmp_path):
 def test_read_ucf101_bad_line_names_file_and_line(tmp_path, bad_line, reason):
     lists = write_ucf_lists(tmp_path, f'Run/v_Run_g08_c01.avi 1\r\n\r\n{bad_line}\r\n')
     with pytest.raises(ValueError) as e:
-        data.read_ucf101(tmp_path, 'train', fold=1)
+        readers.read_ucf101(tmp_path, 'train', fold=1)
     message = str(e.value)
     assert message.startswith(f"{lists / 'trainlist01.txt'}:3: ") and reason in message and bad_line in message
 
@@ -126,7 +128,7 @@ def test_read_ucf101_bad_line_names_file_and_line(tmp_path, bad_line, reason):
 def test_read_ucf101_bad_class_index(tmp_path):
     write(tmp_path / 'ucfTrainTestlist' / 'classInd.txt', '1 Run\n3 Jump\n')
     with pytest.raises(ValueError, match=r'classInd\.txt:2: expected "2 ClassName"'):
-        data.read_ucf101(tmp_path, 'train')
+        readers.read_ucf101(tmp_path, 'train')
 
 
 def write_tiny(root, val_annotations):
@@ -140,11 +142,11 @@ def write_tiny(root, val_annotations):
 
 def test_read_tinyimagenet_handwritten(tmp_path):
     write_tiny(tmp_path, 'val_0.JPEG\tn00000002\t0\t1\t2\t3\r\nval_1.JPEG\tn00000001\t4\t5\t6\t7\r\n')
-    samples, classes = data.read_tinyimagenet(tmp_path, 'train')
+    samples, classes = readers.read_tinyimagenet(tmp_path, 'train')
     assert classes == ['cat', 'n00000002']  # first term of words.txt, else the wnid
     assert [label for _, label in samples] == [0, 0, 1, 1]
     assert samples[2][0] == str(tmp_path / 'train' / 'n00000002' / 'images' / 'n00000002_0.JPEG')
-    samples, _ = data.read_tinyimagenet(tmp_path, 'val')
+    samples, _ = readers.read_tinyimagenet(tmp_path, 'val')
     assert samples == [(str(tmp_path / 'val' / 'images' / 'val_0.JPEG'), 1),
                        (str(tmp_path / 'val' / 'images' / 'val_1.JPEG'), 0)]
 
@@ -157,21 +159,21 @@ def test_read_tinyimagenet_handwritten(tmp_path):
 def test_read_tinyimagenet_bad_line_names_file_and_line(tmp_path, bad_line, reason):
     write_tiny(tmp_path, f'val_0.JPEG\tn00000002\t0\t1\t2\t3\n{bad_line}\n')
     with pytest.raises(ValueError) as e:
-        data.read_tinyimagenet(tmp_path, 'val')
+        readers.read_tinyimagenet(tmp_path, 'val')
     message = str(e.value)
     assert message.startswith(f"{tmp_path / 'val' / 'val_annotations.txt'}:2: ") and reason in message
 
 
 def test_missing_root_and_files_are_named(tmp_path):
     with pytest.raises(FileNotFoundError, match=f'{tmp_path / "nope"}.*python synthetic.py ucf101'):
-        data.read_ucf101(tmp_path / 'nope', 'train')
+        readers.read_ucf101(tmp_path / 'nope', 'train')
     with pytest.raises(FileNotFoundError, match='classInd.txt'):
-        data.read_ucf101(tmp_path, 'train')
+        readers.read_ucf101(tmp_path, 'train')
     write_tiny(tmp_path, '')
     (tmp_path / 'train' / 'n00000002' / 'images' / 'n00000002_0.JPEG').unlink()
     (tmp_path / 'train' / 'n00000002' / 'images' / 'n00000002_1.JPEG').unlink()
     with pytest.raises(FileNotFoundError, match='n00000002'):
-        data.read_tinyimagenet(tmp_path, 'train')
+        readers.read_tinyimagenet(tmp_path, 'train')
 
 
 # -----------------------------------------------------------------------------
@@ -180,8 +182,8 @@ def test_missing_root_and_files_are_named(tmp_path):
 
 @pytest.mark.skipif(not REAL_TINY.is_dir(), reason='real tiny-imagenet-200-mini not present')
 def test_real_tinyimagenet_mini():
-    train, classes = data.read_tinyimagenet(REAL_TINY, 'train')
-    val, val_classes = data.read_tinyimagenet(REAL_TINY, 'val')
+    train, classes = readers.read_tinyimagenet(REAL_TINY, 'train')
+    val, val_classes = readers.read_tinyimagenet(REAL_TINY, 'val')
     assert len(classes) == 200 and val_classes == classes
     assert len(train) == 10000 and len(val) == 2000
     assert np.bincount([label for _, label in train]).tolist() == [50] * 200
@@ -192,7 +194,7 @@ def test_real_tinyimagenet_mini():
     image = decode.read_image(grey)
     assert image.shape == (3, 64, 64) and image.dtype == torch.uint8
     assert torch.equal(image[0], image[1]) and torch.equal(image[1], image[2])
-    spec = data.dataset_spec('tiny', dict(format='tinyimagenet', root=str(REAL_TINY), batch_size=8))
+    spec = config.dataset_spec('tiny', dict(format='tinyimagenet', root=str(REAL_TINY), batch_size=8))
     x, y = next(iter(data.make_loader(spec, 'train', make_cfg())))
     assert x.shape == (8, 3, 32, 32) and y.shape == (8,)
 
@@ -202,8 +204,8 @@ def test_real_tinyimagenet_mini():
 
 
 def test_synthetic_tinyimagenet_layout(tiny_root):
-    train, classes = data.read_tinyimagenet(tiny_root, 'train')
-    val, _ = data.read_tinyimagenet(tiny_root, 'val')
+    train, classes = readers.read_tinyimagenet(tiny_root, 'train')
+    val, _ = readers.read_tinyimagenet(tiny_root, 'val')
     assert classes == ['red square', 'blue square', 'red circle', 'blue circle']
     assert len(train) == 4 * 6 and len(val) == 4 * 3
     assert np.bincount([label for _, label in val]).tolist() == [3] * 4
@@ -230,8 +232,8 @@ def test_synthetic_ucf101_layout(ucf_root):
     on_disk = sorted(str(p) for p in (ucf_root / 'UCF-101').glob('*/*.avi'))
     assert len(on_disk) == len(synthetic.UCF_CLASSES) * 9
     for fold, test_groups in ((1, range(1, 8)), (2, range(8, 10)), (3, range(0))):
-        train, classes = data.read_ucf101(ucf_root, 'train', fold)
-        test, _ = data.read_ucf101(ucf_root, 'val', fold)
+        train, classes = readers.read_ucf101(ucf_root, 'train', fold)
+        test, _ = readers.read_ucf101(ucf_root, 'val', fold)
         assert classes == list(synthetic.UCF_CLASSES)
         assert sorted(p for p, _ in train + test) == on_disk  # the readers find every file, each once
         assert {int(p.split('_g')[1][:2]) for p, _ in test} == set(test_groups)
@@ -300,8 +302,8 @@ def test_default_synthetic_generation_is_fast(tmp_path):
     synthetic.write_synthetic_tinyimagenet(tmp_path / 'tiny')
     synthetic.write_synthetic_ucf101(tmp_path / 'ucf')
     assert time.time() - t0 < 30
-    train, test = data.read_ucf101(tmp_path / 'ucf', 'train')[0], data.read_ucf101(tmp_path / 'ucf', 'val')[0]
-    assert len(train) + len(test) == 300 and len(data.read_tinyimagenet(tmp_path / 'tiny', 'val')[0]) == 200
+    train, test = readers.read_ucf101(tmp_path / 'ucf', 'train')[0], readers.read_ucf101(tmp_path / 'ucf', 'val')[0]
+    assert len(train) + len(test) == 300 and len(readers.read_tinyimagenet(tmp_path / 'tiny', 'val')[0]) == 200
 
 
 # -----------------------------------------------------------------------------
@@ -324,7 +326,7 @@ def test_window_indices_one_frame_is_window_centre():
 
 
 def test_read_video_frames(ucf_root):
-    path = data.read_ucf101(ucf_root, 'train')[0][0][0]
+    path = readers.read_ucf101(ucf_root, 'train')[0][0][0]
     everything = decode.read_video_frames(path, torch.arange(25))  # (25, 3, 48, 64)
     assert everything.shape == (25, 3, 48, 64) and everything.dtype == torch.uint8
     assert not torch.equal(everything[0], everything[24])

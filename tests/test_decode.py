@@ -11,8 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
+import config
 import data
 import decode
+import readers
 import synthetic
 
 FPS = 25
@@ -93,6 +95,8 @@ WRITERS = {
     'h264_aac.mp4': lambda p, f: synthetic.write_video(p, f, FPS, 'libx264', audio=True, key_every=20),
     'xvid.avi': lambda p, f: synthetic.write_video(p, f, FPS, 'mpeg4', key_every=20),
     'xvid_b_frames.avi': write_xvid_with_b_frames,
+    'xvid_packed.avi': lambda p, f: synthetic.write_video(p, f, FPS, 'mpeg4', audio=True, key_every=20,
+                                                          packed_b_frames=True),
     'vp9.webm': lambda p, f: synthetic.write_video(p, f, 12, 'libvpx-vp9', key_every=20),
     'vfr.mp4': write_vfr,
     'no_duration.mkv': write_headerless_mkv,
@@ -167,6 +171,53 @@ def test_constant_frame_rate_index_is_frame_number(videos, name):
     assert torch.equal(decode.read_video_frames(videos / name, indices), everything[indices].permute(0, 3, 1, 2))
 
 
+def sequential_frames(path):
+    """Every frame of a plain decode from the start, in the order the decoder hands them out: (T, 3, H, W)."""
+    with av.open(str(path)) as container:
+        frames = [frame.to_ndarray(format='rgb24') for frame in container.decode(video=0)]
+    return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)
+
+
+def test_packed_b_frames_file_is_packed(videos):
+    """The synthetic file has the quirk of DivX 5 / XviD packed files: the header's user data says 'p'acked, a
+    chunk holds a P-frame and the B-frame shown before it, a placeholder chunk of a few bytes follows, and the
+    times derived from the chunks' order are out of order for the frames a plain decode hands out."""
+    path = videos / 'xvid_packed.avi'
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        assert b'DivX503b1393p' in stream.codec_context.extradata and decode._packed(stream)
+        assert [s.type for s in container.streams] == ['video', 'audio'] and stream.frames == FRAMES
+        chunks = [bytes(packet) for packet in container.demux(stream) if packet.size]
+    with av.open(str(path)) as container:
+        pts = [frame.pts for frame in container.decode(video=0)]
+    assert len(chunks) == FRAMES and len(pts) == FRAMES
+    two = [k for k, chunk in enumerate(chunks) if chunk.count(decode.VOP_START) == 2]
+    assert len(two) > FRAMES // 3 and all(len(chunks[k + 1]) < 20 for k in two)  # P+B, then a placeholder
+    assert any(b < a for a, b in zip(pts, pts[1:]))
+    for name in ('xvid.avi', 'xvid_b_frames.avi', 'h264_aac.mp4'):
+        with av.open(str(videos / name)) as container:
+            assert not decode._packed(container.streams.video[0])
+
+
+def test_packed_b_frames_read_the_sequential_frames(videos, monkeypatch):
+    """On a packed file, grid index i reads the i-th frame of a plain decode (as PyAV, decord and the ffmpeg
+    command line decode it), for every index, on the seek path and on the path from the start alike."""
+    path = videos / 'xvid_packed.avi'
+    everything = sequential_frames(path)
+    assert len(everything) == FRAMES
+    monkeypatch.setattr(decode, '_shown_frames_from_start', no_fallback)
+    for indices in [list(range(FRAMES))] + index_sets(FRAMES):
+        expected = everything[torch.as_tensor(indices).clamp(max=FRAMES - 1)]
+        assert torch.equal(decode.read_video_frames(path, indices), expected), indices
+    spec = dict(sampler='window', num_frames=8, clip_seconds=1.0)
+    for u in torch.linspace(0, 1, 9, dtype=torch.float64):  # windows everywhere, each read with its own seek
+        indices = decode.clip_indices(spec, FRAMES, FPS, u.expand(1, 8))
+        assert torch.equal(decode.read_clips(path, spec, u.expand(1, 8))[0], everything[indices[0]])
+    monkeypatch.undo()
+    monkeypatch.setattr(decode, '_shown_frames', lambda *args: None)  # decode from the start
+    assert torch.equal(decode.read_video_frames(path, list(range(FRAMES))), everything)
+
+
 def test_headers(videos):
     """The files cover what the brief asks for: an audio track, no frame count in the header, a variable rate,
     no duration at all (the length is counted from the packets), no timestamps at all."""
@@ -227,7 +278,7 @@ def test_one_seek_per_group_of_windows(videos, monkeypatch):
 
 
 def spec(**kw):
-    return data.dataset_spec('v', dict(format='ucf101', root='/x', **kw))
+    return config.dataset_spec('v', dict(format='ucf101', root='/x', **kw))
 
 
 def test_window_covers_the_same_seconds_at_any_fps():
@@ -302,9 +353,9 @@ def test_video_dataset_samplers_and_views(sampler, tmp_path):
     synthetic.write_synthetic_ucf101(root, classes=('MoveLeft', 'Grow'), groups=8, clips=1, seconds=1.0)
     cfg = SimpleNamespace(img_size=32, mean=(0.5,) * 3, std=(0.25,) * 3, num_workers=0, seed=0, device='cpu',
                           num_temporal_clips=3, num_spatial_crops=1, grad_accum=1, sampling='round_robin')
-    s = data.dataset_spec('u', dict(format='ucf101', root=str(root), sampler=sampler, num_frames=4,
+    s = config.dataset_spec('u', dict(format='ucf101', root=str(root), sampler=sampler, num_frames=4,
                                     clip_seconds=0.5, frame_stride=3))
-    samples, classes = data.read_ucf101(root, 'train')
+    samples, classes = readers.read_ucf101(root, 'train')
     train = data.VideoDataset(samples, classes, True, s, cfg)
     x, y = train[(0, 5)]
     assert x.shape == (3, 4, 32, 32) and torch.equal(x, train[(0, 5)][0]) and not torch.equal(x, train[(0, 6)][0])
@@ -318,16 +369,16 @@ def test_colour_jitter_is_drawn_from_the_sample_seed(tmp_path):
     synthetic.write_synthetic_tinyimagenet(root, num_classes=2, train_per_class=2, val_per_class=1)
     cfg = SimpleNamespace(img_size=64, mean=(0.5,) * 3, std=(0.25,) * 3, num_workers=0, seed=0, device='cpu',
                           num_temporal_clips=1, num_spatial_crops=1)
-    samples, classes = data.read_tinyimagenet(root, 'train')
+    samples, classes = readers.read_tinyimagenet(root, 'train')
     plain = dict(format='tinyimagenet', root=str(root), crop_scale=(1.0, 1.0), flip=False)
-    off = data.ImageDataset(samples, classes, True, data.dataset_spec('t', plain), cfg)
-    on = data.ImageDataset(samples, classes, True, data.dataset_spec('t', {**plain, 'color_jitter': 0.5}), cfg)
+    off = data.ImageDataset(samples, classes, True, config.dataset_spec('t', plain), cfg)
+    on = data.ImageDataset(samples, classes, True, config.dataset_spec('t', {**plain, 'color_jitter': 0.5}), cfg)
     a, b = on[(0, 11)][0], on[(0, 12)][0]
     assert torch.equal(a, on[(0, 11)][0])                                    # the seed fixes the jitter
     assert not torch.allclose(a, b) and not torch.allclose(a, off[(0, 11)][0])
     assert torch.allclose(off[(0, 11)][0], off[(0, 12)][0], atol=1e-5)      # no jitter, no flip, whole image
     with pytest.raises(ValueError, match='color_jitter'):
-        data.dataset_spec('t', {**plain, 'color_jitter': 2.0})
+        config.dataset_spec('t', {**plain, 'color_jitter': 2.0})
 
 
 def test_dataset_spec_checks_new_keys():
@@ -336,7 +387,7 @@ def test_dataset_spec_checks_new_keys():
     with pytest.raises(ValueError, match="frames_fps"):
         spec(frames=True)
     with pytest.raises(ValueError, match="video format"):
-        data.dataset_spec('t', dict(format='tinyimagenet', root='/x', frames=True, frames_fps=25))
+        config.dataset_spec('t', dict(format='tinyimagenet', root='/x', frames=True, frames_fps=25))
     with pytest.raises(ValueError, match="max_bad_fraction"):
         spec(max_bad_fraction=1.5)
 
@@ -374,11 +425,11 @@ def test_frame_folders_match_the_videos(tmp_path):
     decode.write_frame_folders(root)
     cfg = SimpleNamespace(img_size=48, mean=(0.0,) * 3, std=(1.0,) * 3, num_workers=0, seed=0, device='cpu',
                           num_temporal_clips=2, num_spatial_crops=1)
-    samples, classes = data.read_hmdb51(root, 'train')
+    samples, classes = readers.read_hmdb51(root, 'train')
     assert len(list(decode.frame_folder(root, samples[0][0]).glob('img_*.jpg'))) == 25
     common = dict(format='hmdb51', root=str(root), num_frames=4, clip_seconds=0.6)
-    videos = data.VideoDataset(samples, classes, False, data.dataset_spec('h', common), cfg)
-    frames = data.VideoDataset(samples, classes, False, data.dataset_spec('h', {**common, 'frames': True,
+    videos = data.VideoDataset(samples, classes, False, config.dataset_spec('h', common), cfg)
+    frames = data.VideoDataset(samples, classes, False, config.dataset_spec('h', {**common, 'frames': True,
                                                                                 'frames_fps': 25}), cfg)
     for index in range(len(samples)):
         a, b = videos[(index, 0)][0], frames[(index, 0)][0]

@@ -7,8 +7,9 @@ import pytest
 import torch
 import torchvision
 
-from model import from_torchvision
-from test_train import datasets, read_log, run, write_config  # noqa: F401 (datasets is a fixture)
+import config
+from conftest import read_log, run, write_config
+from pretrained import from_torchvision
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
 
@@ -60,7 +61,6 @@ def test_vit_parity_on_the_gpu():
 
 
 def test_cuda_is_what_auto_picks():
-    import eval as eval_py
-    assert eval_py.resolve_device('auto') == 'cuda'
-    with eval_py.autocast_for('auto', 'cuda'):
+    assert config.resolve_device('auto') == 'cuda'
+    with config.autocast_for('auto', 'cuda'):
         assert torch.nn.Linear(4, 4).cuda()(torch.randn(2, 4, device='cuda')).dtype == torch.bfloat16

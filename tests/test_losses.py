@@ -6,52 +6,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import ce_loop, covariance_loop, project_loop, variance_loop
 from losses import (Expander, Projection, UncertaintyWeighting, cover_weighted_sum, covariance_loss,
                     cross_entropy, variance_loss)
 
 
 # ----------------------------------------------------------------------------- loop references
-
-def variance_loop(z, eps):
-    """Eq. 2 in the VICReg form, dimension by dimension, sample by sample."""
-    rows = z.tolist()
-    B, D = len(rows), len(rows[0])
-    total = 0.0
-    for j in range(D):
-        mean = sum(rows[b][j] for b in range(B)) / B
-        var = sum((rows[b][j] - mean) ** 2 for b in range(B)) / (B - 1)
-        total += max(0.0, 1.0 - math.sqrt(var + eps))
-    return total / D
-
-
-def covariance_loop(z):
-    """Eq. 3: every covariance entry as its own sum over samples, then the off-diagonal squares."""
-    rows = z.tolist()
-    B, D = len(rows), len(rows[0])
-    means = [sum(rows[b][j] for b in range(B)) / B for j in range(D)]
-    total = 0.0
-    for i in range(D):
-        for j in range(D):
-            if i != j:
-                c = sum((rows[b][i] - means[i]) * (rows[b][j] - means[j]) for b in range(B)) / (B - 1)
-                total += c * c
-    return total / D
-
-
-def ce_loop(logit_rows, targets, label_smoothing):
-    """Cross-entropy of lists of logits, one sample at a time: (1 - e) * -log p_y + e * mean_c -log p_c."""
-    total = 0.0
-    for row, y in zip(logit_rows, targets):
-        log_z = math.log(sum(math.exp(v) for v in row))
-        nll = [log_z - v for v in row]
-        total += (1 - label_smoothing) * nll[y] + label_smoothing * sum(nll) / len(row)
-    return total / len(logit_rows)
-
-
-def project_loop(weight, y):
-    """W y for one sample, with weight as nested lists (C_k rows of C_i)."""
-    return [sum(w_cj * y_j for w_cj, y_j in zip(w_c, y)) for w_c in weight]
-
+# (variance_loop, covariance_loop, ce_loop and project_loop are in conftest.py, shared with test_objective)
 
 def projection_add_loop(proj, logits, k, targets, label_smoothing):
     """Eqs. 4-5: Y'_k = Y_k + sum_{i != k} W_ik Y_i per sample, then cross-entropy with k's labels."""

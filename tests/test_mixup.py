@@ -70,7 +70,7 @@ def test_loss_of_mixed_samples_is_soft_target_cross_entropy(projection):
     y2 = torch.tensor([int(torch.randint(NUM_CLASSES[names[k]], ())) for k in ds])
     lam = torch.rand(B)
     x = torch.randn(B, 5)
-    total, parts = objective(model, names, x, y, ds, mix=(y2, lam))
+    total, parts, _ = objective(model, names, x, y, ds, mix=(y2, lam))  # ({dataset: L_k}, regularisers)
     with torch.no_grad():
         f = model.features(x)
         logits = {n: model.heads[n](f) for n in NUM_CLASSES}

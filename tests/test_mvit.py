@@ -7,7 +7,9 @@ import torch
 import torchvision
 from torchvision.models.video.mvit import MSBlockConfig
 
+import config
 import model as M
+import pretrained as P
 
 SMALL = [  # heads, dim in, dim out, q stride, kv stride: every kind of block, on a 32x32 input
     (1, 16, 16, (1, 1, 1), (1, 4, 4)),
@@ -39,7 +41,7 @@ def small_tv_mvit(num_frames=4, size=(32, 32), blocks=SMALL, **kw):
 ])
 def test_small_mvit_same_logits(num_frames, size, kw):
     tv = small_tv_mvit(num_frames, size, **kw)
-    ours = M.from_torchvision(tv, 'toy').eval()
+    ours = P.from_torchvision(tv, 'toy').eval()
     x = torch.randn(2, 3, num_frames, *size)
     with torch.no_grad():
         expected = tv(x)
@@ -50,7 +52,7 @@ def test_small_mvit_same_logits(num_frames, size, kw):
 def test_mvit_v2_s_converts_every_key():
     torch.manual_seed(0)
     tv = torchvision.models.video.mvit_v2_s(weights=None)
-    ours = M.from_torchvision(tv, 'kinetics')
+    ours = P.from_torchvision(tv, 'kinetics')
     assert len(tv.state_dict()) == len(ours.state_dict()) == 397
     assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in tv.parameters())
     assert [b.attn.num_heads for b in ours.blocks] == [row[0] for row in M.MVIT_V2_S]
@@ -63,7 +65,7 @@ def test_mvit_v2_s_same_logits():
     for p in tv.head.parameters():
         torch.nn.init.normal_(p, std=0.2)
     tv.eval()
-    ours = M.from_torchvision(tv, 'kinetics').eval()
+    ours = P.from_torchvision(tv, 'kinetics').eval()
     x = torch.randn(1, 3, 16, 224, 224)
     with torch.no_grad():
         expected = tv(x)
@@ -73,27 +75,27 @@ def test_mvit_v2_s_same_logits():
 
 def test_every_key_is_consumed_and_checked():
     tv = small_tv_mvit()
-    ours = M.from_torchvision(tv, 'toy').state_dict()
-    rename = lambda k: M._mvit_key(k, 'toy')
+    ours = P.from_torchvision(tv, 'toy').state_dict()
+    rename = lambda k: P._mvit_key(k, 'toy')
     theirs = tv.state_dict()
     del theirs['blocks.1.attn.pool_k.norm_act.0.bias']
     with pytest.raises(KeyError, match=r'blocks\.1\.attn\.norm_k\.bias'):
-        M.convert_state_dict(theirs, ours, rename)
+        P.convert_state_dict(theirs, ours, rename)
     theirs = {**tv.state_dict(), 'blocks.0.attn.extra': torch.zeros(1)}
     with pytest.raises(KeyError, match=r'blocks\.0\.attn\.extra'):
-        M.convert_state_dict(theirs, ours, rename)
+        P.convert_state_dict(theirs, ours, rename)
     theirs = {**tv.state_dict(), 'blocks.2.attn.rel_pos_t': torch.zeros(5, 16)}
     with pytest.raises(ValueError, match=r'blocks\.2\.attn\.rel_pos_t.*blocks\.2\.attn\.rel_pos_t'):
-        M.convert_state_dict(theirs, ours, rename)
+        P.convert_state_dict(theirs, ours, rename)
     with pytest.raises(KeyError, match=r'blocks\.0\.attn\.pool_q'):  # a block without q pooling: named, not skipped
-        M.from_torchvision(small_tv_mvit(blocks=[(1, 16, 16, (), (1, 4, 4))] + SMALL[1:]))
+        P.from_torchvision(small_tv_mvit(blocks=[(1, 16, 16, (), (1, 4, 4))] + SMALL[1:]))
 
 
 def test_unsupported_torchvision_settings_are_refused():
     with pytest.raises(ValueError, match='residual_with_cls_embed'):
-        M.from_torchvision(small_tv_mvit(residual_with_cls_embed=True))
+        P.from_torchvision(small_tv_mvit(residual_with_cls_embed=True))
     with pytest.raises(ValueError, match='proj_after_attn'):
-        M.from_torchvision(small_tv_mvit(proj_after_attn=False))
+        P.from_torchvision(small_tv_mvit(proj_after_attn=False))
 
 
 def test_rel_pos_bias_matches_torchvision():
@@ -208,8 +210,8 @@ def test_build_model_and_optimizer_groups():
     for name, p in v2_s.named_parameters():
         position = name.rsplit('.', 1)[-1] in ('cls_token', 'rel_pos_t', 'rel_pos_h', 'rel_pos_w')
         assert (id(p) in decayed) == (p.ndim > 1 and not position), name
-    with pytest.raises(ValueError, match='mvit_preset'):
-        M.build_model(cfg(mvit_preset='huge'), {'shapes': 10})
+    with pytest.raises(ValueError, match='mvit_preset'):  # the choices are checked in one place: config.check
+        config.load(['--backbone=mvit', '--mvit_preset=huge'])
 
 
 def test_pretrained_backbone_loads_into_other_input_size(monkeypatch):
@@ -219,7 +221,7 @@ def test_pretrained_backbone_loads_into_other_input_size(monkeypatch):
     torch.manual_seed(1)
     ours = M.MViT({'a': 3, 'b': 4}, SMALL, img_size=32, num_frames=4)          # 2x8x8 tokens, tv: 4x16x16
     head = ours.heads['a'].weight.clone()
-    M.load_torchvision_backbone(ours, 'mvit_v2_s')
+    P.load_torchvision_backbone(ours, 'mvit_v2_s')
     assert torch.equal(ours.blocks[3].mlp.fc2.weight, tv.blocks[3].mlp[3].weight)
     assert torch.equal(ours.blocks[1].attn.pool_q.weight, tv.blocks[1].attn.pool_q.pool.weight)
     assert torch.equal(ours.cls_token, tv.pos_encoding.class_token)
@@ -228,7 +230,7 @@ def test_pretrained_backbone_loads_into_other_input_size(monkeypatch):
     torch.testing.assert_close(ours.blocks[0].attn.rel_pos_t, M.resize_table(tv.blocks[0].attn.rel_pos_t, 3))
     wrong = M.MViT({'a': 3}, M.MVIT_TINY, img_size=32, num_frames=4)
     with pytest.raises(ValueError, match="does not fit the configured model.*mvit_preset='mvit_v2_s'"):
-        M.load_torchvision_backbone(wrong, 'mvit_v2_s')
+        P.load_torchvision_backbone(wrong, 'mvit_v2_s')
 
 
 def test_pretrained_backbone_type_is_checked_before_download(monkeypatch):
@@ -237,6 +239,6 @@ def test_pretrained_backbone_type_is_checked_before_download(monkeypatch):
     monkeypatch.setattr(torchvision.models, 'get_model', no_download)
     vit = M.VisionTransformer({'a': 3}, img_size=16, patch_size=8, dim=32, depth=1, num_heads=2)
     with pytest.raises(ValueError, match="needs backbone='mvit'"):
-        M.load_torchvision_backbone(vit, 'mvit_v2_s')
+        P.load_torchvision_backbone(vit, 'mvit_v2_s')
     with pytest.raises(ValueError, match="needs backbone='vit'"):
-        M.load_torchvision_backbone(tiny(), 'vit_b_16')
+        P.load_torchvision_backbone(tiny(), 'vit_b_16')

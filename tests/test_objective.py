@@ -10,8 +10,8 @@ import torch.multiprocessing as mp
 import torch.nn as nn
 
 import losses
+from conftest import ce_loop, covariance_loop, project_loop, variance_loop
 from losses import Objective, gather_with_grad
-from test_losses import ce_loop, covariance_loop, project_loop, variance_loop
 
 NUM_CLASSES = {'a': 3, 'b': 4, 'c': 2}
 
@@ -75,11 +75,12 @@ def reference(model, objective, cfg, names, x, y, ds):
                 s = float(objective.uncertainty.log_var[name])
                 L = 0.5 * math.exp(-s) * L + 0.5 * s
             total += cfg.loss_weights.get(name, 1.0) * L
+        regularisers = {}
         if objective.expander is not None:
             z = objective.expander(f)
-            parts['variance'], parts['covariance'] = variance_loop(z, 1e-4), covariance_loop(z)
-            total += cfg.var_weight * parts['variance'] + cfg.cov_weight * parts['covariance']
-    return total, parts
+            regularisers['variance'], regularisers['covariance'] = variance_loop(z, 1e-4), covariance_loop(z)
+            total += cfg.var_weight * regularisers['variance'] + cfg.cov_weight * regularisers['covariance']
+    return total, parts, regularisers
 
 
 @pytest.mark.parametrize('overrides', [
@@ -99,19 +100,19 @@ def test_objective_matches_sample_by_sample_loop(overrides):
             for i, s in enumerate(objective.uncertainty.log_var.values()):
                 s.fill_(0.3 * (i + 1) - 0.5)
     names, (x, y, ds) = ('a', 'b'), batch()
-    total, parts = objective(model, names, x, y, ds)
-    want_total, want_parts = reference(model, objective, cfg, names, x, y, ds)
+    total, parts, regularisers = objective(model, names, x, y, ds)
+    want_total, want_parts, want_regularisers = reference(model, objective, cfg, names, x, y, ds)
     assert total.item() == pytest.approx(want_total, rel=1e-5, abs=1e-6)
-    assert set(parts) == set(want_parts)
-    for key, value in want_parts.items():
-        assert parts[key].item() == pytest.approx(value, rel=1e-5, abs=1e-6), key
+    assert set(parts) == set(want_parts) and set(regularisers) == set(want_regularisers)
+    for key, value in {**want_parts, **want_regularisers}.items():
+        assert {**parts, **regularisers}[key].item() == pytest.approx(value, rel=1e-5, abs=1e-6), key
 
 
 def test_single_dataset_batch_is_the_plain_mean_cross_entropy():
     cfg = make_cfg()
     model, objective = TinyModel(), Objective(NUM_CLASSES, 6, cfg)
     x, y, _ = batch(names=('b',))
-    total, parts = objective(model, ('b',), x, y, torch.zeros_like(y))
+    total, parts, _ = objective(model, ('b',), x, y, torch.zeros_like(y))
     expected = nn.functional.cross_entropy(model.heads['b'](model.features(x)), y)
     assert torch.allclose(total, expected) and torch.allclose(parts['b'], expected)
 
@@ -120,7 +121,7 @@ def test_mixed_batch_weighs_each_dataset_by_its_share():
     """Two datasets, 3 and 7 samples of 10: L_k is the mean over k's samples times k's share of the batch."""
     model, objective = TinyModel(), Objective(NUM_CLASSES, 6, make_cfg())
     x, y, ds = batch(B=10)
-    _, parts = objective(model, ('a', 'b'), x, y, ds)
+    _, parts, _ = objective(model, ('a', 'b'), x, y, ds)
     f = model.features(x)
     for k, name in enumerate('ab'):
         mask = ds == k
@@ -175,8 +176,8 @@ def test_gradient_caching_gives_the_gradient_of_the_whole_accumulated_batch(repl
         if replay:
             losses.set_rng_state(state)
         y, ds = torch.zeros(6, dtype=torch.long), torch.zeros(6, dtype=torch.long)
-        loss, terms = objective(model, ('a',), x, y, ds, z_grad=z_grad)
-        assert 'variance' not in terms                                  # not computed again
+        loss, terms, regularisers = objective(model, ('a',), x, y, ds, z_grad=z_grad)
+        assert not regularisers                                         # not computed again
         (loss - terms['a']).backward()                                  # the informative part alone
     error = max((p.grad - e).abs().max().item() for p, e in zip(params, expected))
     assert (error < 1e-6) == replay, error

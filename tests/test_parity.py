@@ -5,6 +5,7 @@ import torch
 import torchvision
 
 import model as M
+import pretrained as P
 
 
 def random_head(tv):
@@ -30,7 +31,7 @@ def tv_frame_features(tv, frames):
 
 def test_small_vit_same_logits():
     tv = small_tv_vit()
-    ours = M.from_torchvision(tv, 'toy').eval()
+    ours = P.from_torchvision(tv, 'toy').eval()
     x = torch.randn(3, 3, 32, 32)
     with torch.no_grad():
         expected = tv(x)
@@ -41,7 +42,7 @@ def test_small_vit_same_logits():
 def test_vit_b_16_same_logits():
     torch.manual_seed(0)
     tv = random_head(torchvision.models.vit_b_16(weights=None))
-    ours = M.from_torchvision(tv, 'imagenet').eval()
+    ours = P.from_torchvision(tv, 'imagenet').eval()
     assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in tv.parameters())
     x = torch.randn(2, 3, 224, 224)
     with torch.no_grad():
@@ -52,32 +53,32 @@ def test_vit_b_16_same_logits():
 
 def test_video_without_shift_is_torchvision_per_frame_mean():
     tv = small_tv_vit()
-    ours = M.from_torchvision(tv, 'toy', shift_div=0).eval()
+    ours = P.from_torchvision(tv, 'toy', shift_div=0).eval()
     video = torch.randn(2, 3, 5, 32, 32)                                    # (B, 3, T, H, W)
     with torch.no_grad():
         frames = video.transpose(1, 2).flatten(0, 1)                        # (B*T, 3, H, W)
         mean = tv_frame_features(tv, frames).view(2, 5, -1).mean(1)         # (B, D)
         torch.testing.assert_close(ours(video, 'toy'), tv.heads(mean), rtol=0, atol=1e-5)
         # with the shift on, images are still torchvision's, videos are not the plain mean any more
-        shifted = M.from_torchvision(tv, 'toy', shift_div=4).eval()
+        shifted = P.from_torchvision(tv, 'toy', shift_div=4).eval()
         torch.testing.assert_close(shifted(frames, 'toy'), tv(frames), rtol=0, atol=1e-5)
         assert (shifted(video, 'toy') - tv.heads(mean)).abs().max() > 1e-4
 
 
 def test_every_key_is_consumed_and_checked():
     with pytest.raises(KeyError, match='heads.pre_logits'):  # a head layout we do not have: named, not skipped
-        M.from_torchvision(small_tv_vit(representation_size=16))
+        P.from_torchvision(small_tv_vit(representation_size=16))
     tv = small_tv_vit()
-    ours = M.from_torchvision(tv, 'toy').state_dict()
+    ours = P.from_torchvision(tv, 'toy').state_dict()
     theirs = tv.state_dict()
-    rename = lambda k: M._vit_key(k, 'toy')
+    rename = lambda k: P._vit_key(k, 'toy')
     del theirs['encoder.ln.weight']
     with pytest.raises(KeyError, match='norm.weight'):
-        M.convert_state_dict(theirs, ours, rename)
+        P.convert_state_dict(theirs, ours, rename)
     theirs = tv.state_dict()
     theirs['encoder.layers.encoder_layer_1.mlp.0.weight'] = torch.zeros(65, 32)
     with pytest.raises(ValueError, match=r'encoder_layer_1\.mlp\.0\.weight.*blocks\.1\.mlp\.fc1\.weight'):
-        M.convert_state_dict(theirs, ours, rename)
+        P.convert_state_dict(theirs, ours, rename)
 
 
 def test_pretrained_backbone_loads_into_other_input_size(monkeypatch):
@@ -88,7 +89,7 @@ def test_pretrained_backbone_loads_into_other_input_size(monkeypatch):
     ours = M.VisionTransformer({'a': 3, 'b': 4}, img_size=16, patch_size=8, dim=32, depth=2, num_heads=2,
                                mlp_ratio=2.0, shift_div=4)
     head = ours.heads['a'].weight.clone()
-    M.load_torchvision_backbone(ours, 'vit_tiny')
+    P.load_torchvision_backbone(ours, 'vit_tiny')
     assert torch.equal(ours.blocks[1].mlp.fc2.weight, tv.encoder.layers[1].mlp[3].weight)
     assert torch.equal(ours.patch_embed.weight, tv.conv_proj.weight)
     assert torch.equal(ours.heads['a'].weight, head)                        # heads are not touched
@@ -96,10 +97,10 @@ def test_pretrained_backbone_loads_into_other_input_size(monkeypatch):
     torch.testing.assert_close(ours.pos_embed[:, 0], tv.encoder.pos_embedding[:, 0])
     small = M.VisionTransformer({'a': 3}, img_size=16, patch_size=8, dim=64, depth=2, num_heads=2)
     with pytest.raises(ValueError, match='does not fit the configured model'):
-        M.load_torchvision_backbone(small, 'vit_tiny')
+        P.load_torchvision_backbone(small, 'vit_tiny')
 
 
 def test_resize_pos_embed_keeps_a_same_size_grid():
     pos = torch.randn(1, 1 + 16, 8)
-    torch.testing.assert_close(M.resize_pos_embed(pos, 4), pos)
-    assert M.resize_pos_embed(pos, 7).shape == (1, 50, 8)
+    torch.testing.assert_close(P.resize_pos_embed(pos, 4), pos)
+    assert P.resize_pos_embed(pos, 7).shape == (1, 50, 8)

@@ -14,8 +14,10 @@ import pytest
 import torch
 from PIL import Image
 
+import config
 import data
 import decode
+import readers
 import synthetic
 
 CLASSES = ('MoveLeft', 'Grow', 'BounceBall')  # 3 of the 6 synthetic video classes keep the writers fast
@@ -68,11 +70,11 @@ def roots(tmp_path_factory):
 
 
 def test_imagefolder_synthetic(roots):
-    samples, classes = data.read_imagefolder(roots / 'imagefolder', 'train')
+    samples, classes = readers.read_imagefolder(roots / 'imagefolder', 'train')
     assert classes == sorted(f"{c}_{s}" for c, s in synthetic.TINY_CLASSES[:3])
     assert len(samples) == 3 * 2
     assert all(classes[label] == folder_of(path) and Path(path).is_file() for path, label in samples)
-    val, val_classes = data.read_imagefolder(roots / 'imagefolder', 'val')
+    val, val_classes = readers.read_imagefolder(roots / 'imagefolder', 'val')
     assert val_classes == classes and sorted(y for _, y in val) == [0, 1, 2]
 
 
@@ -85,12 +87,12 @@ def test_imagefolder_suffixes_and_foreign_class(tmp_path):
     for name in ('b/x.jpg', 'b/y.png', 'a/z.JPEG'):
         save_image(tmp_path / 'train' / name)
     write(tmp_path / 'train' / 'b' / 'notes.txt', 'not an image')
-    samples, classes = data.read_imagefolder(tmp_path, 'train')
+    samples, classes = readers.read_imagefolder(tmp_path, 'train')
     assert classes == ['a', 'b']
     assert sorted((Path(p).name, y) for p, y in samples) == [('x.jpg', 1), ('y.png', 1), ('z.JPEG', 0)]
     save_image(tmp_path / 'val' / 'c' / 'q.png')
     with pytest.raises(ValueError, match=re.escape(str(tmp_path / 'val' / 'c'))):
-        data.read_imagefolder(tmp_path, 'val')
+        readers.read_imagefolder(tmp_path, 'val')
 
 
 def write_cifar(root, rows, labels, names):
@@ -104,13 +106,13 @@ def write_cifar(root, rows, labels, names):
 
 
 def test_cifar_synthetic(roots):
-    samples, classes = data.read_cifar100(roots / 'cifar100', 'train')
+    samples, classes = readers.read_cifar100(roots / 'cifar100', 'train')
     assert classes == [f"{c}_{s}" for c, s in synthetic.TINY_CLASSES[:4]]
     assert [i for i, _ in samples] == list(range(4 * 3))
     assert sorted(y for _, y in samples) == sorted([0, 1, 2, 3] * 3)
     with open(roots / 'cifar100' / 'cifar-100-python' / 'test', 'rb') as f:
         test = pickle.load(f, encoding='bytes')
-    val, _ = data.read_cifar100(roots / 'cifar100', 'val')
+    val, _ = readers.read_cifar100(roots / 'cifar100', 'val')
     assert [y for _, y in val] == test[b'fine_labels']
 
 
@@ -120,13 +122,13 @@ def test_cifar_channel_major_pixels_and_dataset(tmp_path):
     rows[1, 1024 + 32 * 5 + 7] = 77     # green plane, pixel (y=5, x=7)
     rows[1, 2048 + 32 * 31 + 30] = 9    # blue plane, pixel (y=31, x=30)
     write_cifar(tmp_path, rows, [1, 0], ['apple', 'aquarium_fish'])
-    samples, classes = data.read_cifar100(tmp_path, 'train')
+    samples, classes = readers.read_cifar100(tmp_path, 'train')
     assert classes == ['apple', 'aquarium_fish'] and samples == [(0, 1), (1, 0)]
-    image = data.read_cifar_image(data._cifar_file(tmp_path, 'train'), 1)
+    image = readers.read_cifar_image(readers.cifar_file(tmp_path, 'train'), 1)
     assert image.shape == (3, 32, 32) and image.dtype == torch.uint8
     assert image[0, 0, 0] == 255 and image[1, 5, 7] == 77 and image[2, 31, 30] == 9 and image.sum() == 255 + 77 + 9
 
-    spec = data.dataset_spec('c', dict(format='cifar100', root=str(tmp_path)))
+    spec = config.dataset_spec('c', dict(format='cifar100', root=str(tmp_path)))
     dataset = data.CifarDataset(samples, classes, False, spec, make_cfg())
     assert torch.equal(dataset.load(1), image)
     views, label = dataset[(1, 0)]
@@ -135,7 +137,7 @@ def test_cifar_channel_major_pixels_and_dataset(tmp_path):
 
 
 def test_cifar_loader_batches(roots):
-    spec = data.dataset_spec('c', dict(format='cifar100', root=str(roots / 'cifar100'), batch_size=4))
+    spec = config.dataset_spec('c', dict(format='cifar100', root=str(roots / 'cifar100'), batch_size=4))
     x, y = next(iter(data.make_loader(spec, 'train', make_cfg(img_size=16))))
     assert x.shape == (4, 3, 16, 16) and x.dtype == torch.float32 and y.shape == (4,)
 
@@ -143,7 +145,7 @@ def test_cifar_loader_batches(roots):
 def test_cifar_label_out_of_range(tmp_path):
     write_cifar(tmp_path, np.zeros((2, 3072), np.uint8), [0, 5], ['apple', 'bear'])
     with pytest.raises(ValueError, match=r"cifar-100-python/train: fine label 5 of row 1 is out of range"):
-        data.read_cifar100(tmp_path, 'train')
+        readers.read_cifar100(tmp_path, 'train')
 
 
 # -----------------------------------------------------------------------------
@@ -151,12 +153,12 @@ def test_cifar_label_out_of_range(tmp_path):
 
 
 def test_hmdb_synthetic(roots):
-    train, classes = data.read_hmdb51(roots / 'hmdb51', 'train', fold=1)
+    train, classes = readers.read_hmdb51(roots / 'hmdb51', 'train', fold=1)
     assert classes == ['bounce_ball', 'grow', 'move_left']
-    val, _ = data.read_hmdb51(roots / 'hmdb51', 'val', fold=1)
+    val, _ = readers.read_hmdb51(roots / 'hmdb51', 'val', fold=1)
     assert len(train) == 3 * 2 and len(val) == 3 * 1 and not {p for p, _ in train} & {p for p, _ in val}
     assert all(Path(p).is_file() and classes[y] == folder_of(p) for p, y in train + val)
-    assert {p for p, _ in data.read_hmdb51(roots / 'hmdb51', 'val', fold=2)[0]} != {p for p, _ in val}
+    assert {p for p, _ in readers.read_hmdb51(roots / 'hmdb51', 'val', fold=2)[0]} != {p for p, _ in val}
     with av.open(train[0][0]) as container:
         assert container.format.name == 'avi' and container.streams.video[0].codec_context.name == 'mpeg4'
 
@@ -165,8 +167,8 @@ def test_hmdb_split_marks(tmp_path):
     write(tmp_path / 'splits' / 'brush_hair_test_split2.txt', "a.avi 1 \r\nb.avi 2\n\nc.avi 0\nd.avi 1\n")
     write(tmp_path / 'splits' / 'brush_hair_test_split1.txt', "a.avi 2\n")
     write(tmp_path / 'splits' / 'fall_floor_test_split2.txt', "e.avi 2\n")
-    train, classes = data.read_hmdb51(tmp_path, 'train', fold=2)
-    val, _ = data.read_hmdb51(tmp_path, 'val', fold=2)
+    train, classes = readers.read_hmdb51(tmp_path, 'train', fold=2)
+    val, _ = readers.read_hmdb51(tmp_path, 'val', fold=2)
     assert classes == ['brush_hair', 'fall_floor']
     videos = tmp_path / 'videos'
     assert train == [(str(videos / 'brush_hair' / 'a.avi'), 0), (str(videos / 'brush_hair' / 'd.avi'), 0)]
@@ -176,7 +178,7 @@ def test_hmdb_split_marks(tmp_path):
 def test_hmdb_bad_mark(tmp_path):
     path = write(tmp_path / 'splits' / 'run_test_split1.txt', "a.avi 1\nb.avi 3\n")
     with pytest.raises(ValueError, match=re.escape(f"{path}:2:")):
-        data.read_hmdb51(tmp_path, 'train')
+        readers.read_hmdb51(tmp_path, 'train')
 
 
 # -----------------------------------------------------------------------------
@@ -184,7 +186,7 @@ def test_hmdb_bad_mark(tmp_path):
 
 
 def test_kinetics_synthetic_and_decode(roots):
-    samples, classes = data.read_kinetics(roots / 'kinetics', 'train')
+    samples, classes = readers.read_kinetics(roots / 'kinetics', 'train')
     names = sorted(synthetic.KINETICS_NAMES[c] for c in CLASSES)
     assert classes == names and len(samples) == 3 * 2
     assert all(Path(p).is_file() and folder_of(p) == classes[y] for p, y in samples)
@@ -213,7 +215,7 @@ def test_kinetics_quoted_labels_and_missing_clips(tmp_path, capsys):
                 "person's dog/ABCDEFGHIJK_000000_000010.mp4",              # is missing
                 "abseiling/zzzzzzzzzzz_000120_000130.mp4"):
         touch(tmp_path / 'train' / rel)
-    samples, classes = data.read_kinetics(tmp_path, 'train')
+    samples, classes = readers.read_kinetics(tmp_path, 'train')
     assert classes == ['abseiling', "person's dog", 'pouring milk, carefully']
     assert [(folder_of(p), Path(p).name[:11], y) for p, y in samples] == [
         ('pouring milk, carefully', '-abcdefghij', 2), ("person's dog", 'ABCDEFGHIJK', 1),
@@ -227,7 +229,7 @@ def test_kinetics_flat_layout(tmp_path, capsys):
     for name in ('-abcdefghij_000005_000015.mp4', 'ABCDEFGHIJK_000000_000010.mp4', 'Bbbbbbbbbbb_000030_000040.mp4'):
         touch(tmp_path / 'train' / name)
     touch(tmp_path / 'train' / 'abseiling' / 'zzzzzzzzzzz_000120_000130.mp4')  # the foldered layout: not flat
-    samples, classes = data.read_kinetics(tmp_path, 'train', flat=True)
+    samples, classes = readers.read_kinetics(tmp_path, 'train', flat=True)
     assert [(Path(p).parent, Path(p).name[:11], y) for p, y in samples] == [
         (tmp_path / 'train', '-abcdefghij', 2), (tmp_path / 'train', 'ABCDEFGHIJK', 1),
         (tmp_path / 'train', 'Bbbbbbbbbbb', 1)]
@@ -238,9 +240,9 @@ def test_kinetics_nothing_missing_is_quiet_and_all_missing_is_an_error(tmp_path,
     header = KINETICS_CSV.splitlines()[0]
     write(tmp_path / 'annotations' / 'train.csv', f"{header}\nabseiling,zzzzzzzzzzz,1,11,train,0\n")
     with pytest.raises(FileNotFoundError, match="none of its 1 clips"):
-        data.read_kinetics(tmp_path, 'train')
+        readers.read_kinetics(tmp_path, 'train')
     touch(tmp_path / 'train' / 'abseiling' / 'zzzzzzzzzzz_000001_000011.mp4')
-    assert len(data.read_kinetics(tmp_path, 'train')[0]) == 1 and capsys.readouterr().out == ''
+    assert len(readers.read_kinetics(tmp_path, 'train')[0]) == 1 and capsys.readouterr().out == ''
 
 
 @pytest.mark.parametrize('split, text, line', [
@@ -256,7 +258,7 @@ def test_kinetics_bad_rows_name_file_and_line(tmp_path, split, text, line):
                                                       'abseiling,aaaaaaaaaaa,0,10,train\n')
     path = write(tmp_path / 'annotations' / ('train.csv' if split == 'train' else 'validate.csv'), text)
     with pytest.raises(ValueError, match=re.escape(f"{path}:{line}:")):
-        data.read_kinetics(tmp_path, split)
+        readers.read_kinetics(tmp_path, split)
 
 
 # -----------------------------------------------------------------------------
@@ -264,7 +266,7 @@ def test_kinetics_bad_rows_name_file_and_line(tmp_path, split, text, line):
 
 
 def test_ssv2_synthetic_and_decode_webm(roots):
-    samples, classes = data.read_ssv2(roots / 'ssv2', 'train')
+    samples, classes = readers.read_ssv2(roots / 'ssv2', 'train')
     assert classes == [synthetic.SSV2_TEMPLATES[c].replace('[', '').replace(']', '') for c in CLASSES]
     assert not any('[' in c or ']' in c for c in classes)
     assert len(samples) == 3 * 2 and all(Path(p).is_file() and p.endswith('.webm') for p, _ in samples)
@@ -281,15 +283,15 @@ def test_ssv2_brackets_and_unknown_class(tmp_path):
     entries = ('[{"id": "7", "label": "Putting a cup on a table", "template": "Putting [something] on a surface",'
                ' "placeholders": ["a cup"]},\n {"id": "8", "template": "Pretending to open [something]"}')
     write(tmp_path / 'train.json', entries + ']')
-    samples, classes = data.read_ssv2(tmp_path, 'train')
+    samples, classes = readers.read_ssv2(tmp_path, 'train')
     assert classes == ['Pretending to open something', 'Putting something on a surface']
     assert samples == [(str(tmp_path / 'videos' / '7.webm'), 1), (str(tmp_path / 'videos' / '8.webm'), 0)]
     path = write(tmp_path / 'validation.json', entries + ',\n {"id": "9", "template": "Folding [something]"}]')
     with pytest.raises(ValueError, match=re.escape(f"{path}: entry 2: class 'Folding something'")):
-        data.read_ssv2(tmp_path, 'val')
+        readers.read_ssv2(tmp_path, 'val')
     write(tmp_path / 'validation.json', entries + ',\n {"id": "9",,}]')
     with pytest.raises(ValueError, match=re.escape(f"{path}:3:")):
-        data.read_ssv2(tmp_path, 'val')
+        readers.read_ssv2(tmp_path, 'val')
 
 
 # -----------------------------------------------------------------------------
@@ -297,11 +299,11 @@ def test_ssv2_brackets_and_unknown_class(tmp_path):
 
 
 def test_moments_synthetic(roots):
-    samples, classes = data.read_moments(roots / 'moments', 'train')
+    samples, classes = readers.read_moments(roots / 'moments', 'train')
     assert classes == [synthetic.MOMENTS_NAMES[c] for c in CLASSES]
     assert len(samples) == 3 * 2
     assert all(Path(p).is_file() and folder_of(p) == classes[y] and '/training/' in p for p, y in samples)
-    val, _ = data.read_moments(roots / 'moments', 'val')
+    val, _ = readers.read_moments(roots / 'moments', 'val')
     assert len(val) == 3 and all('/validation/' in p for p, _ in val)
     with av.open(val[0][0]) as container:
         assert container.streams.video[0].codec_context.name == 'h264' and not container.streams.audio
@@ -310,19 +312,19 @@ def test_moments_synthetic(roots):
 def test_moments_categories_without_index_and_bad_rows(tmp_path):
     write(tmp_path / 'categories.txt', 'running\nbouncing\r\n')
     write(tmp_path / 'trainingSet.csv', 'bouncing/a.mp4,bouncing,3,0\nrunning/b.mp4,running,2,1\n')
-    samples, classes = data.read_moments(tmp_path, 'train')
+    samples, classes = readers.read_moments(tmp_path, 'train')
     assert classes == ['running', 'bouncing']
     assert samples == [(str(tmp_path / 'training' / 'bouncing' / 'a.mp4'), 1),
                        (str(tmp_path / 'training' / 'running' / 'b.mp4'), 0)]
     path = write(tmp_path / 'validationSet.csv', 'running/b.mp4,running\nflying/c.mp4,flying\n')
     with pytest.raises(ValueError, match=re.escape(f"{path}:2: class 'flying'")):
-        data.read_moments(tmp_path, 'val')
+        readers.read_moments(tmp_path, 'val')
     write(tmp_path / 'validationSet.csv', 'running/b.mp4,bouncing\n')
     with pytest.raises(ValueError, match=re.escape(f"{path}:1:")):
-        data.read_moments(tmp_path, 'val')
+        readers.read_moments(tmp_path, 'val')
     path = write(tmp_path / 'categories.txt', 'running,0\nbouncing,0\n')
     with pytest.raises(ValueError, match=re.escape(f"{path}:2:")):
-        data.read_moments(tmp_path, 'train')
+        readers.read_moments(tmp_path, 'train')
 
 
 # -----------------------------------------------------------------------------
@@ -330,21 +332,21 @@ def test_moments_categories_without_index_and_bad_rows(tmp_path):
 
 
 def test_every_format_has_a_writer():
-    assert set(synthetic.WRITERS) == set(data.FORMATS)
+    assert set(synthetic.WRITERS) == set(readers.FORMATS) == set(config.FORMATS)
 
 
 @pytest.mark.parametrize('fmt', ['imagefolder', 'cifar100', 'hmdb51', 'kinetics', 'ssv2', 'moments', 'minikinetics',
                                  'activitynet'])
 def test_formats_registered_and_missing_root_named(fmt, tmp_path):
-    kind, read = data.FORMATS[fmt]
+    kind, read = config.FORMATS[fmt], readers.FORMATS[fmt]
     assert kind in data.DATASETS and callable(synthetic.WRITERS[fmt])
-    spec = data.dataset_spec(fmt, dict(format=fmt, root=str(tmp_path / 'absent')))
+    spec = config.dataset_spec(fmt, dict(format=fmt, root=str(tmp_path / 'absent')))
     with pytest.raises(FileNotFoundError, match=f"python synthetic.py {fmt} "):
         read(spec, 'train')
 
 
 def test_video_loader_from_synthetic_kinetics(roots):
-    spec = data.dataset_spec('k', dict(format='kinetics', root=str(roots / 'kinetics'), batch_size=2,
+    spec = config.dataset_spec('k', dict(format='kinetics', root=str(roots / 'kinetics'), batch_size=2,
                                        num_frames=4, clip_seconds=0.5))
     x, y = next(iter(data.make_loader(spec, 'val', make_cfg(img_size=16))))
     assert x.shape == (2, 1, 3, 4, 16, 16) and y.dtype == torch.long
@@ -356,9 +358,9 @@ def test_video_loader_from_synthetic_kinetics(roots):
 
 def test_minikinetics_synthetic(roots):
     root = roots / 'minikinetics'
-    train, classes = data.read_minikinetics(root, 'train')
-    val, val_classes = data.read_minikinetics(root, 'val')
-    everything, all_classes = data.read_kinetics(root, 'train')
+    train, classes = readers.read_minikinetics(root, 'train')
+    val, val_classes = readers.read_minikinetics(root, 'val')
+    everything, all_classes = readers.read_kinetics(root, 'train')
     assert classes == val_classes == sorted(synthetic.KINETICS_NAMES[c] for c in CLASSES[:-1])  # the listed classes
     assert len(all_classes) == 3 and len(everything) == 3 * 4
     assert len(train) == 2 * 3 and len(val) == 2 * 1  # three in four training clips of two classes
@@ -375,16 +377,16 @@ def test_minikinetics_lists(tmp_path, capsys):
         touch(tmp_path / 'train' / rel)
     write(tmp_path / 'train_ytid_list.txt', "ABCDEFGHIJK\r\nzzzzzzzzzzz\r\nBbbbbbbbbbb\n")  # the last clip is missing
     write(tmp_path / 'val_ytid_list.txt', "ABCDEFGHIJK\n")
-    samples, classes = data.read_minikinetics(tmp_path, 'train')
+    samples, classes = readers.read_minikinetics(tmp_path, 'train')
     assert classes == ['abseiling', "person's dog"]
     assert [(Path(p).name[:11], y) for p, y in samples] == [('ABCDEFGHIJK', 1), ('zzzzzzzzzzz', 0)]
     assert "1 of 3 clips missing on disk" in capsys.readouterr().out
     path = write(tmp_path / 'val_ytid_list.txt', "ABCDEFGHIJK\nzzzzzzzzzzz 120\n")
     with pytest.raises(ValueError, match=re.escape(f"{path}:2: expected one youtube id per line")):
-        data.read_minikinetics(tmp_path, 'val')
+        readers.read_minikinetics(tmp_path, 'val')
     write(tmp_path / 'val_ytid_list.txt', "nothere0000\n")
     with pytest.raises(ValueError, match="no clips of the 1 listed youtube ids"):
-        data.read_minikinetics(tmp_path, 'val')
+        readers.read_minikinetics(tmp_path, 'val')
 
 
 # -----------------------------------------------------------------------------
@@ -393,8 +395,8 @@ def test_minikinetics_lists(tmp_path, capsys):
 
 def test_activitynet_synthetic(roots):
     root = roots / 'activitynet'
-    train, classes = data.read_activitynet(root, 'train')
-    val, val_classes = data.read_activitynet(root, 'val')
+    train, classes = readers.read_activitynet(root, 'train')
+    val, val_classes = readers.read_activitynet(root, 'val')
     assert classes == val_classes == sorted(synthetic.ACTIVITYNET_NAMES[c] for c in CLASSES)
     # per class: video 0 has one segment, video 1 two; validation: one video with one segment
     assert len(train) == 3 * 3 and len(val) == 3 * 1
@@ -412,7 +414,7 @@ def test_activitynet_synthetic(roots):
 def test_activitynet_clips_come_from_the_segment(roots):
     """Outside its segments a synthetic ActivityNet video is still; a clip of a sample moves: it was taken
     inside the segment."""
-    samples, _ = data.read_activitynet(roots / 'activitynet', 'train')
+    samples, _ = readers.read_activitynet(roots / 'activitynet', 'train')
     paths = [p for p, _, _ in samples]
     path, _, (t0, t1) = next(s for s in samples if s[2][0] >= 0.6 and paths.count(s[0]) == 1)  # one late segment
     spec = dict(sampler='window', num_frames=4, clip_seconds=0.5)
@@ -424,7 +426,7 @@ def test_activitynet_clips_come_from_the_segment(roots):
     assert motion(before) < 0.5 and motion(inside) > 2.0
     # the same through a dataset: a sample's clips are those of its segment
     cfg = make_cfg(img_size=48, num_temporal_clips=2, mean=(0.0,) * 3, std=(1 / 255,) * 3)
-    dataset = data.VideoDataset(samples, ['c'] * 3, False, data.dataset_spec('a', dict(
+    dataset = data.VideoDataset(samples, ['c'] * 3, False, config.dataset_spec('a', dict(
         format='activitynet', root=str(roots / 'activitynet'), **spec)), cfg)
     views, _ = dataset[(samples.index(next(s for s in samples if s[0] == path and s[2] == (t0, t1))), 0)]
     assert torch.allclose(views.permute(0, 2, 1, 3, 4), inside[..., 8:56], atol=1e-3)  # centre crop of 64x48
@@ -443,14 +445,14 @@ def test_activitynet_handwritten(tmp_path, capsys):
     path = write(tmp_path / 'activity_net.v1-3.min.json', json.dumps(ANET))
     for name in ('v_aaaaaaaaaaa.mp4', 'bbbbbbbbbbb.mkv', 'ddddddddddd.webm', 'notes.txt'):  # ccc... is missing
         touch(tmp_path / 'videos' / name)
-    samples, classes = data.read_activitynet(tmp_path, 'train')
+    samples, classes = readers.read_activitynet(tmp_path, 'train')
     assert classes == ['Bathing dog', 'Long jump', 'Polishing shoes']
     videos = tmp_path / 'videos'
     assert samples == [(str(videos / 'v_aaaaaaaaaaa.mp4'), 1, (1.5, 7.25)), (str(videos / 'v_aaaaaaaaaaa.mp4'), 1,
                        (9, 12.0)), (str(videos / 'bbbbbbbbbbb.mkv'), 0, (0, 3))]
     assert capsys.readouterr().out.splitlines() == [f"{path}: 1 of 3 training videos missing on disk",
                                                     f"{path}: 3 training segments cut into 3 clips of <= 10 s"]
-    assert data.read_activitynet(tmp_path, 'val')[0] == [(str(videos / 'ddddddddddd.webm'), 0, (0.5, 1))]
+    assert readers.read_activitynet(tmp_path, 'val')[0] == [(str(videos / 'ddddddddddd.webm'), 0, (0.5, 1))]
 
 
 def test_activitynet_segments_are_cut_into_clips_of_at_most_clip_len(tmp_path, capsys):
@@ -466,18 +468,18 @@ def test_activitynet_segments_are_cut_into_clips_of_at_most_clip_len(tmp_path, c
     path = write(tmp_path / 'activity_net.v1-3.min.json', json.dumps(content))
     for name in ('v_aaaaaaaaaaa.mp4', 'bbbbbbbbbbb.mp4', 'ddddddddddd.mp4'):
         touch(tmp_path / 'videos' / name)
-    spec = data.dataset_spec('actnet', dict(format='activitynet', root=str(tmp_path)))
+    spec = config.dataset_spec('actnet', dict(format='activitynet', root=str(tmp_path)))
     assert spec['clip_len'] is None  # the format's default, 10 s
-    samples, _ = data.FORMATS['activitynet'][1](spec, 'train')
+    samples, _ = readers.FORMATS['activitynet'](spec, 'train')
     a, b = (str(tmp_path / 'videos' / n) for n in ('v_aaaaaaaaaaa.mp4', 'bbbbbbbbbbb.mp4'))
     assert samples == [(a, 1, (1.5, 11.5)), (a, 1, (11.5, 21.5)), (a, 1, (21.5, 26.5)),  # 25 s: 3 clips
                        (a, 1, (30, 40)),                                                # exactly 10 s: 1 clip
                        (b, 0, (0.25, 10.25)), (b, 0, (10.25, 20.25)),                   # 20 s: 2 clips
                        (b, 0, (21, 21.5))]                                              # 0.5 s: 1 clip
     assert capsys.readouterr().out.strip() == f"{path}: 4 training segments cut into 7 clips of <= 10 s"
-    val, _ = data.FORMATS['activitynet'][1](spec, 'val')
+    val, _ = readers.FORMATS['activitynet'](spec, 'val')
     assert [t for _, _, t in val] == [(5, 15), (15, 17)]  # the test split is cut the same way
-    samples, _ = data.FORMATS['activitynet'][1](dict(spec, clip_len=4), 'train')
+    samples, _ = readers.FORMATS['activitynet'](dict(spec, clip_len=4), 'train')
     assert len(samples) == 7 + 3 + 5 + 1 and all(t1 - t0 <= 4 for _, _, (t0, t1) in samples)
     assert capsys.readouterr().out.splitlines()[-1] == f"{path}: 4 training segments cut into 16 clips of <= 4 s"
 
@@ -490,7 +492,7 @@ def test_activitynet_skips_and_names_zero_length_segments(tmp_path, capsys):
     path = write(tmp_path / 'activity_net.v1-3.min.json', json.dumps(content))
     for name in ('v_aaaaaaaaaaa.mp4', 'bbbbbbbbbbb.mkv', 'ccccccccccc.mp4'):
         touch(tmp_path / 'videos' / name)
-    samples, _ = data.read_activitynet(tmp_path, 'train')
+    samples, _ = readers.read_activitynet(tmp_path, 'train')
     assert [segment for _, _, segment in samples] == [(1.5, 7.25), (9, 12.0), (0, 3), (2, 4)]
     assert capsys.readouterr().out.splitlines()[0] == (f"{path}: skipped 1 training segment(s) of zero length, e.g. "
                                                        f"database/aaaaaaaaaaa/annotations/1")
@@ -513,7 +515,7 @@ def test_activitynet_bad_annotations(tmp_path, change, words):
     for name in ('v_aaaaaaaaaaa.mp4', 'bbbbbbbbbbb.mkv', 'ddddddddddd.webm'):
         touch(tmp_path / 'videos' / name)
     with pytest.raises(ValueError) as e:
-        data.read_activitynet(tmp_path, 'val')
+        readers.read_activitynet(tmp_path, 'val')
     assert str(e.value).startswith(f"{path}: ") and all(w in str(e.value) for w in words), str(e.value)
 
 
@@ -527,18 +529,18 @@ def test_frame_folders_replace_the_videos(roots, tmp_path):
     for name in ('minikinetics', 'activitynet'):
         shutil.copytree(roots / name, tmp_path / name)
         decode.write_frame_folders(tmp_path / name)
-        expected = {split: data.FORMATS[name][1](data.dataset_spec(name, dict(format=name, root=str(tmp_path / name))),
+        expected = {split: readers.FORMATS[name](config.dataset_spec(name, dict(format=name, root=str(tmp_path / name))),
                                                  split) for split in ('train', 'val')}
         for video in list((tmp_path / name).rglob('*.mp4')):
             video.unlink()
-        spec = data.dataset_spec(name, dict(format=name, root=str(tmp_path / name), frames=True, frames_fps=25,
+        spec = config.dataset_spec(name, dict(format=name, root=str(tmp_path / name), frames=True, frames_fps=25,
                                             batch_size=2, num_frames=4, clip_seconds=0.5))
         for split in ('train', 'val'):
-            samples, classes = data.FORMATS[name][1](spec, split)
+            samples, classes = readers.FORMATS[name](spec, split)
             assert classes == expected[split][1]
             assert [(str(Path(p).with_suffix('')), y, *t) for p, y, *t in samples] == \
                    [(str(Path(p).with_suffix('')), y, *t) for p, y, *t in expected[split][0]]
         x, y = next(iter(data.make_loader(spec, 'train', make_cfg(img_size=16))))
         assert x.shape == (2, 3, 4, 16, 16)
         with pytest.raises(FileNotFoundError, match='none of its'):
-            data.FORMATS[name][1]({**spec, 'frames': False}, 'train')
+            readers.FORMATS[name]({**spec, 'frames': False}, 'train')

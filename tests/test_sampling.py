@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+import config
 import data
 import synthetic
 
@@ -107,8 +108,8 @@ def test_rounds_from_a_start_continue_the_same_sequence(sampling):
 
 
 def test_unknown_sampling_is_an_error():
-    with pytest.raises(ValueError, match='sampling'):
-        next(data.rounds(loaders(), 'shuffled'))
+    with pytest.raises(ValueError, match='sampling'):  # the choices are checked in one place: config.check
+        config.load(['--sampling=shuffled'])
 
 
 def test_mixed_dataset_labels_each_sample_with_its_dataset():
@@ -125,7 +126,7 @@ def test_mixed_dataset_labels_each_sample_with_its_dataset():
 def test_make_train_loaders_groups_same_shape_datasets_when_mixed(tmp_path):
     for name in ('p', 'q'):
         synthetic.write_synthetic_tinyimagenet(tmp_path / name, num_classes=2, train_per_class=6, val_per_class=1, size=16)
-    specs = {n: data.dataset_spec(n, dict(format='tinyimagenet', root=str(tmp_path / n), batch_size=b))
+    specs = {n: config.dataset_spec(n, dict(format='tinyimagenet', root=str(tmp_path / n), batch_size=b))
              for n, b in (('p', 2), ('q', 3))}
     cfg = types.SimpleNamespace(sampling='mixed', grad_accum=1, seed=0, num_workers=0, device='cpu', img_size=16,
                                 mean=(0.5,) * 3, std=(0.5,) * 3, num_spatial_crops=1, num_temporal_clips=1)

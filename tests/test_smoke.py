@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import config
-from test_train import REPO, run
+from conftest import REPO, run
 
 CONFIGS = sorted(p.relative_to(REPO).as_posix() for p in (REPO / 'config').glob('*.py'))
 

@@ -4,48 +4,10 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-import synthetic
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope='module')
-def datasets(tmp_path_factory):
-    """A 4-class image set (Tiny-ImageNet layout) and a 4-class video set (UCF101 layout), small enough to train
-    in seconds; the video classes include a motion-only pair (MoveLeft / MoveRight)."""
-    root = tmp_path_factory.mktemp('data')
-    synthetic.write_synthetic_tinyimagenet(root / 'shapes', seed=0, num_classes=4, train_per_class=32, val_per_class=8)
-    synthetic.write_synthetic_ucf101(root / 'motions', seed=0, classes=('MoveLeft', 'MoveRight', 'BounceBall', 'BounceBox'),
-                                groups=25, clips=1, seconds=1.6)
-    return root
-
-
-def write_config(path, root, out_dir, **overrides):
-    settings = dict(
-        out_dir=str(out_dir),
-        datasets={'shapes': dict(format='tinyimagenet', root=str(root / 'shapes'), batch_size=16),
-                  'motions': dict(format='ucf101', root=str(root / 'motions'), batch_size=8, num_frames=4,
-                                  clip_seconds=1.5)},
-        img_size=32, patch_size=8, dim=32, depth=2, num_heads=2, num_workers=0,
-        max_iters=40, eval_interval=20, log_interval=5, warmup_iters=5, lr=2e-3, min_lr=2e-4, device='cpu')
-    settings.update(overrides)
-    path.write_text(''.join(f'{k} = {v!r}\n' for k, v in settings.items()))
-    return path
-
-
-def run(*args, env=None):
-    proc = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, 'OMP_NUM_THREADS': '1', **(env or {})})
-    assert proc.returncode == 0, f'{args} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}'
-    return proc
-
-
-def read_log(out_dir):
-    return [json.loads(line) for line in (out_dir / 'log.jsonl').read_text().splitlines()]
+from conftest import REPO, read_log, run, write_config
 
 
 @pytest.mark.slow
