@@ -75,10 +75,16 @@ beta2 = 0.999
 grad_clip = 1.0                # 0 disables clipping
 label_smoothing = 0.0          # cross-entropy label smoothing (0.1 in MultiTrain)
 grad_accum = 1                 # micro-batches per optimizer step (per rank): same as a batch grad_accum x larger
+lr_schedule = 'cosine'         # 'cosine': warm-up, then cosine decay to min_lr at max_iters; 'step': warm-up, then
+                               # lr x lr_factor at each of lr_milestones (CoVeR: 5e-3, 5e-4, 5e-5)
+lr_milestones = []             # lr_schedule='step': the iterations at which the lr drops
+lr_factor = 0.1                # lr_schedule='step': what each milestone multiplies the lr by
 # ---- co-training: how datasets share iterations and steps (data.rounds, train.py)
 sampling = 'round_robin'       # 'round_robin' (IV-ViT: each round one batch of every dataset, in order),
-                               # 'proportional' (CoVeR: each batch from one dataset drawn with p ~ its size),
-                               # 'mixed' (MultiTrain: batches mixing all same-shape datasets, sizes summed)
+                               # 'proportional' (CoVeR: every round holds every dataset, each in proportion to
+                               # its size: one batch per sample shape, the sum of the batch sizes split over the
+                               # shapes by size), 'mixed' (MultiTrain: batches mixing all same-shape datasets,
+                               # batch sizes summed)
 update = 'per_dataset'         # 'per_dataset': a step after each batch (IV-ViT); 'per_round': one step on the
                                # sum over the round's batches (CoVeR, MultiTrain)
 # ---- objective (losses.Objective; MultiTrain eqs. 2-6, CoVeR section 3.3.1). Defaults: plain cross-entropy
@@ -90,6 +96,10 @@ expander_hidden = 384          # expander MLP hidden width (official: 4096)
 expander_out = 96              # expander output width (official: 768)
 uncertainty = False            # learned per-dataset loss weights (eq. 6)
 loss_weights = {}              # fixed per-dataset weights (CoVeR), e.g. {'shapes': 0.5}; a dataset not named weighs 1
+mixup_alpha = 0.0              # mixup: x = lam x + (1 - lam) x', lam ~ Beta(alpha, alpha), 0 = off (official
+                               # MultiTrain recipe: 0.8); partners are samples of the same dataset (mixup.py)
+cutmix_alpha = 0.0             # CutMix: a box of x' pasted into x, area 1 - lam, 0 = off (official: 1.0); with both
+                               # on, each batch uses one of them, chosen with probability 0.5
 eval_projected = False         # eval.py: also score each dataset with its projected logits Y'_k (eq. 4)
 # ---- eval.py research tools (eval.py --temporal_tests=True, probe.py)
 temporal_tests = False         # eval.py: also score each video dataset with its frames reversed, shuffled, static
@@ -104,6 +114,8 @@ device = 'auto'                # 'auto' (cuda if available), 'cpu', 'cuda', 'cud
 dtype = 'auto'                 # autocast: 'auto' (bfloat16 on a GPU, none on a CPU), 'float32' (none), 'bfloat16',
                                # 'float16' (with loss scaling: GPUs without bf16, such as the V100)
 compile = False                # torch.compile the model
+smoke = False                  # run the set-up shrunk, on synthetic copies of its datasets in a temporary folder:
+                               # a few iterations, a checkpoint, a resume from it and eval.py (smoke.py)
 
 # -----------------------------------------------------------------------------
 # The allowed values (tables in capitals are not settings). check() holds every setting to them.
@@ -111,7 +123,7 @@ CHOICES = dict(
     sampling=('round_robin', 'proportional', 'mixed'), update=('per_dataset', 'per_round'),
     projection=('none', 'add', 'separate'), projection_init=('zeros', 'normal'), backbone=('vit', 'mvit'),
     mvit_preset=('mvit_v2_s', 'multitrain', 'tiny'), head=('linear', 'mlp'), optimizer=('adamw', 'sgd'),
-    dtype=('auto', 'float32', 'bfloat16', 'float16'))
+    lr_schedule=('cosine', 'step'), dtype=('auto', 'float32', 'bfloat16', 'float16'))
 # Each on-disk layout (a reader in readers.FORMATS, a writer in synthetic.WRITERS) and the kind of sample it holds:
 # image files, video files, or rows of CIFAR's in-memory arrays.
 FORMATS = dict(tinyimagenet='image', ucf101='video', imagefolder='image', cifar100='cifar', hmdb51='video',
@@ -137,6 +149,8 @@ DATASET_DEFAULTS = dict(
     frames=False,           # read videos from folders of extracted frames (see decode.frame_folder), not by decoding
     flat=False,             # Kinetics: clips directly in {train,val}/, not in {train,val}/<label>/
     frames_fps=None,        # frames=True: the rate at which the frames were extracted (a folder has none)
+    clip_len=None,          # ActivityNet: the annotated segments are cut into clips of at most clip_len seconds,
+                            # each one sample (None: 10, as MultiTrain cuts them; see readers.read_activitynet)
 )
 SAMPLERS = ('window', 'stride', 'segments')  # DATASET_DEFAULTS['sampler'], decode.SAMPLERS
 # -----------------------------------------------------------------------------
@@ -258,6 +272,9 @@ def check(cfg):
         raise ConfigError(f"init_from must be 'scratch', 'resume' or 'torchvision:<model name>', got {cfg.init_from!r}")
     if cfg.grad_accum < 1:
         raise ConfigError(f'grad_accum must be >= 1, got {cfg.grad_accum}')
+    for key in ('mixup_alpha', 'cutmix_alpha', 'lr_factor'):
+        if getattr(cfg, key) < 0:
+            raise ConfigError(f'{key} must be >= 0, got {getattr(cfg, key)}')
     for name, spec in {**cfg.datasets, **cfg.probe_datasets}.items():
         dataset_spec(name, spec)
 
@@ -278,6 +295,8 @@ def dataset_spec(name, spec):
         raise ConfigError(f"dataset {name!r}: frames=True needs a video format and frames_fps, the rate at which "
                           f"the frames were extracted (got format {spec['format']!r}, frames_fps "
                           f"{spec['frames_fps']!r})")
+    if spec['clip_len'] is not None and not spec['clip_len'] > 0:
+        raise ConfigError(f"dataset {name!r}: clip_len must be a positive number of seconds, got {spec['clip_len']!r}")
     for key in ('color_jitter', 'max_bad_fraction'):
         if not 0 <= spec[key] <= 1:
             raise ConfigError(f"dataset {name!r}: {key} must be in [0, 1], got {spec[key]!r}")

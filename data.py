@@ -327,26 +327,64 @@ def make_loader(spec, split, cfg, rank=0, world=1, train=None):
     return _loader(dataset, spec['batch_size'], train, cfg, rank, world, spec['root'])
 
 
+def split_batch(total, sizes):
+    """`total` samples split over groups in proportion to their sizes: each group gets the floor of its exact share,
+    at least 1, and the samples left go to the largest remainders (ties to the first). [8, 8] for (16, [1.2M, 1.28M])."""
+    if total < len(sizes):
+        raise ValueError(f"a batch of {total} cannot hold one sample of each of {len(sizes)} sample shapes")
+    exact = [total * n / sum(sizes) for n in sizes]
+    out = [max(1, int(e)) for e in exact]
+    while sum(out) < total:  # the largest remainders first
+        out[max(range(len(out)), key=lambda g: (exact[g] - out[g], -g))] += 1
+    while sum(out) > total:  # the minimum of 1 took too many: take back from the most over-served group
+        out[min((g for g in range(len(out)) if out[g] > 1), key=lambda g: (exact[g] - out[g], g))] -= 1
+    return out
+
+
 def make_train_loaders(specs, cfg, rank=0, world=1):
-    """The training loaders of a run: {key: (names, loader)}, names being the datasets whose samples the loader's
-    batches hold. With sampling='mixed', datasets whose samples have the same shape (all images; videos of the
-    same num_frames) share one loader over their concatenation, a batch holding the sum of their batch sizes
-    drawn uniformly over all their samples, i.e. each dataset in proportion to its size (MultiTrain); its
-    batches are (x, y, ds) with ds (B,) the position of each sample's dataset in names. Otherwise each dataset
-    has a loader of its own, batches (x, y)."""
-    if cfg.sampling != 'mixed':
+    """
+    The training loaders of a run: {key: (names, loader)}, names being the datasets whose samples the loader's
+    batches hold. With sampling='mixed' or 'proportional', datasets whose samples have the same shape (all images;
+    videos of the same num_frames) share one loader over their concatenation, whose batches are drawn uniformly
+    over all their samples, i.e. each dataset in proportion to its size; they are (x, y, ds) with ds (B,) the
+    position of each sample's dataset in names. A group's batch size is
+      'mixed' (MultiTrain): the sum of its datasets' batch sizes;
+      'proportional' (CoVeR): its share, by size, of the sum of ALL datasets' batch sizes (split_batch). One round
+        takes one batch of every group, so that every step sees images and videos together and every dataset's
+        share of the step's samples is its share of the data (up to rounding the group batches to integers).
+    Otherwise each dataset has a loader of its own, batches (x, y).
+    """
+    if cfg.sampling not in ('mixed', 'proportional'):
         return {name: ((name,), make_loader(spec, 'train', cfg, rank, world)) for name, spec in specs.items()}
     groups = {}  # sample shape -> [(name, dataset)]
     for name, spec in specs.items():
         dataset = _dataset(spec, 'train', cfg, rank)
         groups.setdefault(spec['num_frames'] if dataset.is_video else 'image', []).append((name, dataset))
+    if cfg.sampling == 'proportional':
+        batch_sizes = split_batch(sum(spec['batch_size'] for spec in specs.values()),
+                                  [sum(len(d) for _, d in members) for members in groups.values()])
+    else:
+        batch_sizes = [sum(specs[name]['batch_size'] for name, _ in members) for members in groups.values()]
     loaders = {}
-    for members in groups.values():
+    for members, batch_size in zip(groups.values(), batch_sizes):
         names = tuple(name for name, _ in members)
-        batch_size = sum(specs[name]['batch_size'] for name in names)
         mixed = MixedDataset(dataset for _, dataset in members)
         loaders['+'.join(names)] = (names, _loader(mixed, batch_size, True, cfg, rank, world, ' + '.join(names)))
     return loaders
+
+
+def sample_shares(loaders):
+    """{dataset: (its expected share of a round's samples, its share of all training samples)} for
+    make_train_loaders()'s loaders: what 'proportional' sampling makes equal (up to rounding)."""
+    total_batch = sum(loader.batch_sampler.batch_size for _, loader in loaders.values())
+    total_size = sum(len(loader.dataset) for _, loader in loaders.values())
+    shares = {}
+    for names, loader in loaders.values():
+        parts = loader.dataset.datasets if isinstance(loader.dataset, MixedDataset) else [loader.dataset]
+        for name, part in zip(names, parts):
+            shares[name] = (loader.batch_sampler.batch_size / total_batch * len(part) / len(loader.dataset),
+                            len(part) / total_size)
+    return shares
 
 
 def forever(loader, start=0):
@@ -368,36 +406,19 @@ def _labelled(names, loader, start):
         yield names, x, y, ds
 
 
-def _draws(sizes, seed):
-    """Loader picks without end, each with probability proportional to sizes (CoVeR), in blocks of 1024 drawn
-    from a generator seeded by (seed, block): the same on every rank, and cheap to replay on resume."""
-    block = 0
-    while True:
-        generator = torch.Generator().manual_seed(sample_seed(seed, 1 << 32, block))  # apart from the samplers' seeds
-        yield from torch.multinomial(sizes, 1024, replacement=True, generator=generator).tolist()
-        block += 1
-
-
 def rounds(loaders, sampling='round_robin', seed=0, accum=1, start=0):
-    """Training rounds without end, from round `start` on; train.py takes one round per iteration. A round is a
+    """
+    Training rounds without end, from round `start` on; train.py takes one round per iteration. A round is a
     list of slots, a slot a list of `accum` consecutive batches (names, x, y, ds) of one loader (the
-    micro-batches of one optimizer step). loaders is make_train_loaders()'s {key: (names, loader)}.
-    'round_robin' and 'mixed': one slot per loader, in order (IV-ViT's fixed order).
-    'proportional': as many slots as loaders, each from a loader drawn with probability proportional to its
-        dataset's size (CoVeR); a small dataset may sit out a round, a large one come twice.
+    micro-batches of one optimizer step). loaders is make_train_loaders()'s {key: (names, loader)}: for every
+    sampling scheme one slot per loader, in order (IV-ViT's fixed order); what differs is what the loaders hold
+    (one dataset each, or groups of datasets with 'mixed' and 'proportional', see make_train_loaders).
     Restarting at `start` continues exactly where a run that had taken `start` rounds was: each loader resumes
-    at the number of batches it had given by then."""
+    at the number of batches it had given by then. (seed is unused: the loaders' samplers carry their seeds.)
+    """
+    if sampling not in ('round_robin', 'proportional', 'mixed'):
+        raise ValueError(f"sampling must be 'round_robin', 'proportional' or 'mixed', got {sampling!r}")
     keys = list(loaders)
-    if sampling == 'proportional':
-        sizes = torch.tensor([len(loaders[key][1].dataset) for key in keys], dtype=torch.float64)
-        draws = _draws(sizes, seed)
-        given = [0] * len(keys)
-        for _ in range(start * len(keys)):  # replay the picks of the rounds before `start`
-            given[next(draws)] += accum
-        next_keys = lambda: [keys[next(draws)] for _ in keys]
-    else:  # 'round_robin' and 'mixed'
-        given = [start * accum] * len(keys)
-        next_keys = lambda: keys
-    streams = {key: _labelled(*loaders[key], n) for key, n in zip(keys, given)}
+    streams = {key: _labelled(*loaders[key], start * accum) for key in keys}
     while True:
-        yield [[next(streams[key]) for _ in range(accum)] for key in next_keys()]
+        yield [[next(streams[key]) for _ in range(accum)] for key in keys]

@@ -237,7 +237,8 @@ class Objective(nn.Module):
     """The training loss of one batch, composed from config switches, with the parameters of its terms.
 
     Supervised part: each sample is scored by its own dataset's head (or, with a projection, by every head,
-    eqs. 4-5); per-sample losses are summed per dataset and divided by the batch size, so in a batch that mixes
+    eqs. 4-5); per-sample losses are summed per dataset and divided by the batch size (with 'proportional' or
+    'mixed' sampling and one step per round, by the step's samples on this rank), so in a batch that mixes
     datasets each one weighs by its share, as in the official code (a batch of one dataset gives the plain
     mean). Each dataset's L_k is then weighted by a fixed CoVeR weight (CoVeR 3.3.1) and, optionally, by
     learned uncertainty (eq. 6). Informative part (eqs. 2-3): variance and covariance of the expander's output
@@ -258,13 +259,16 @@ class Objective(nn.Module):
         self.expander = Expander(feature_dim, cfg.expander_hidden, cfg.expander_out) if informative else None
         self.uncertainty = UncertaintyWeighting(self.names) if cfg.uncertainty else None
 
-    def forward(self, model, names, x, y, ds, z_grad=None):
+    def forward(self, model, names, x, y, ds, z_grad=None, batch_total=None, mix=None):
         """(total loss, {dataset: L_k}, {regulariser: value}) for a batch x with labels y (B,) whose sample b
         belongs to dataset names[ds[b]]; the regularisers are the terms of the informative loss. model has
         .features(x) -> (B, D) and .heads[name]. With z_grad (B, D'), the gradient of the informative loss with
         respect to this batch's expander rows, computed beforehand over a larger batch (gradient caching, see
         informative_gradients), that loss is not computed here: a term of value 0 carries z_grad into the
-        backward pass instead."""
+        backward pass instead. batch_total: what the per-dataset sums are divided by, B by default; train.py passes
+        the samples of the whole step when one step takes batches of several shapes (see below). mix: (y2 (B,),
+        lam (B,)) when x was mixed by mixup.py: sample b is lam_b of a sample of label y_b and 1 - lam_b of one of
+        label y2_b, of the same dataset."""
         features = model.features(x)                                    # (B, D)
         # with a projection every head runs on every sample: W_ik needs dataset i's logits on k's samples
         heads = self.names if self.projection is not None else names
@@ -272,12 +276,19 @@ class Objective(nn.Module):
         losses = {}
         for k, name in enumerate(names):
             member = ds == k                                            # (B,), no host sync: masks, not indexing
-            targets = torch.where(member, y, 0)                         # other datasets' labels may not exist here
-            if self.projection is not None:
-                per_sample = self.projection.loss(logits, name, targets, self.label_smoothing, 'none')  # eq. 5
-            else:
-                per_sample = cross_entropy(logits[name], targets, self.label_smoothing, 'none')
-            losses[name] = (per_sample * member).sum() / y.shape[0]     # L_k, weighted by k's share of the batch
+            per_sample = self._per_sample(logits, name, torch.where(member, y, 0))  # other datasets' labels may
+            if mix is not None:                                                    # not exist here: 0 instead
+                # mixup / CutMix: soft-target cross-entropy against lam * (smoothed one-hot of y) + (1 - lam) *
+                # (smoothed one-hot of y2), which, cross-entropy being linear in the target, is this sum; with a
+                # projection the projected logits are trained against the same soft targets
+                y2, lam = mix
+                per_sample = lam * per_sample + (1 - lam) * self._per_sample(logits, name, torch.where(member, y2, 0))
+            # L_k: k's summed losses over the batch (or the step's batches), so that k weighs by its share of the
+            # samples. With CoVeR's weights this is sum_b w_{dataset of b} CE_b / B, CoVeR's weighted sum (3.3.2)
+            # with each dataset's loss taken as its share of the batch's mean loss (CoVeR does not say how a
+            # dataset's loss is normalised; a per-dataset mean would let a dataset of 1 sample in 16 weigh as
+            # much as one of 8)
+            losses[name] = (per_sample * member).sum() / (y.shape[0] if batch_total is None else batch_total)
         weighted = self.uncertainty.terms(losses) if self.uncertainty is not None else losses  # eq. 6
         total, regularisers = cover_weighted_sum(weighted, self.weights), {}
         if self.expander is not None and z_grad is not None:
@@ -287,6 +298,13 @@ class Objective(nn.Module):
             informative, regularisers = self.informative(gather_with_grad(self.expander(features)))  # (W*B, D')
             total = total + informative
         return total, losses, regularisers
+
+    def _per_sample(self, logits, name, targets):
+        """(B,) losses of dataset `name`'s classes for targets (B,): its head's cross-entropy, or with a projection
+        the projection loss (eq. 5)."""
+        if self.projection is not None:
+            return self.projection.loss(logits, name, targets, self.label_smoothing, 'none')  # eq. 5
+        return cross_entropy(logits[name], targets, self.label_smoothing, 'none')
 
     def informative_gradients(self, features, xs, autocast=nullcontext()):
         """Gradient caching (Gao et al., 2021) for the informative loss under gradient accumulation, where that

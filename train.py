@@ -20,6 +20,7 @@ import signal
 import sys
 import time
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
@@ -28,6 +29,8 @@ from tqdm import tqdm
 import config
 import data
 import losses
+import mixup
+import smoke
 from eval import evaluate, print_results
 from model import build_model, configure_optimizer
 from pretrained import load_torchvision_backbone
@@ -36,6 +39,11 @@ try:
     cfg = config.load(sys.argv[1:])  # every value checked (config.check)
 except config.ConfigError as e:
     sys.exit(f'config error: {e}')
+if not cfg.smoke and (missing := smoke.missing_roots_message(cfg, sys.argv[1:])):
+    # before any process group or loader: one message from rank 0, and every rank stops without a traceback
+    if os.environ.get('RANK', '0') == '0':
+        print(missing, file=sys.stderr)
+    sys.exit(1)
 
 # ---- processes and devices: one process per GPU under torchrun, or a single process
 ddp = 'RANK' in os.environ
@@ -52,6 +60,14 @@ else:
     rank, world = 0, 1
     device = config.resolve_device(cfg.device)
 master = rank == 0
+if cfg.smoke:  # synthetic copies of the datasets in a fresh temporary folder, made by rank 0, shared with the others
+    smoke_folder = [smoke.make_folder() if master else None]
+    if ddp:
+        dist.broadcast_object_list(smoke_folder, src=0, group=control)
+    smoke_folder = smoke_folder[0]
+    shrunk = smoke.prepare(cfg, smoke_folder)
+    if master:
+        print(f'smoke run in {smoke_folder}; shrunk:\n  ' + '\n  '.join(shrunk))
 device_type = 'cuda' if device.startswith('cuda') else 'cpu'
 torch.manual_seed(cfg.seed)  # the same initial weights on every rank
 if device_type == 'cuda':
@@ -78,6 +94,9 @@ if master:
               f'rank(s) x {cfg.grad_accum} micro-batch(es)')
     for name, loader in val_loaders.items():
         print(f'{name}: {len(classes[name])} classes, {len(loader.dataset)} val samples from {specs[name]["root"]}')
+    if cfg.sampling == 'proportional':
+        print('share of each round\'s samples (share of the training data): ' + ', '.join(
+            f'{name} {step:.1%} ({size:.1%})' for name, (step, size) in data.sample_shares(train_loaders).items()))
 
 # each dataset's training set, whose count of unreadable (replaced) samples is reported at every evaluation
 train_sets = {name: loader.dataset.datasets[k] if isinstance(loader.dataset, data.MixedDataset) else loader.dataset
@@ -109,8 +128,8 @@ class TrainStep(torch.nn.Module):
         super().__init__()
         self.model, self.objective = model, objective
 
-    def forward(self, names, x, y, ds, z_grad=None):
-        return self.objective(self.model, names, x, y, ds, z_grad)
+    def forward(self, names, x, y, ds, z_grad=None, batch_total=None, mix=None):
+        return self.objective(self.model, names, x, y, ds, z_grad, batch_total, mix)
 
 
 step = TrainStep(model, objective)
@@ -118,7 +137,12 @@ optimizer = configure_optimizer(step, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.
                                 cfg.momentum)
 iter_num, best_top1 = 0, -1.0
 ckpt_path = os.path.join(cfg.out_dir, 'ckpt.pt')
-if cfg.init_from == 'resume':
+
+
+def load_checkpoint():
+    """Continue from ckpt_path: weights, loss parameters, optimizer (AdamW moments, SGD momentum buffers), loss
+    scale, iteration, RNG state. The learning rate and every loader's position follow from the iteration."""
+    global iter_num, best_top1
     ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
     model.load_state_dict(ckpt['model'])
     objective.load_state_dict(ckpt['objective'])
@@ -131,7 +155,10 @@ if cfg.init_from == 'resume':
         torch.cuda.set_rng_state(ckpt['cuda_rng'].cpu())
     if master:
         print(f'resumed from {ckpt_path} at iteration {iter_num}')
-    del ckpt
+
+
+if cfg.init_from == 'resume':
+    load_checkpoint()
 elif cfg.init_from.startswith('torchvision:'):
     if master:  # DDP's constructor copies rank 0's weights to the other ranks: one download is enough
         load_torchvision_backbone(model, cfg.init_from.split(':', 1)[1])
@@ -147,9 +174,12 @@ if ddp:
 
 
 def get_lr(it):
-    """Linear warm-up, then cosine decay to min_lr at max_iters."""
+    """Linear warm-up, then cosine decay to min_lr at max_iters, or (lr_schedule='step') lr times lr_factor for
+    every milestone passed. A function of the iteration alone: a resumed run needs nothing else."""
     if it < cfg.warmup_iters:
         return cfg.lr * (it + 1) / (cfg.warmup_iters + 1)
+    if cfg.lr_schedule == 'step':
+        return cfg.lr * cfg.lr_factor ** sum(it >= m for m in cfg.lr_milestones)
     progress = (it - cfg.warmup_iters) / max(1, cfg.max_iters - cfg.warmup_iters)
     return cfg.min_lr + 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0))) * (cfg.lr - cfg.min_lr)
 
@@ -234,23 +264,36 @@ def add_terms(terms, loss, dataset_losses, regularisers, n=1):
         terms[key] = terms.get(key, 0) + value.detach() / n
 
 
-def train_slot(slot, stepping, terms):
-    """One slot of a round: the forward and backward passes of its micro-batches (grad_accum batches of one
-    loader), whose mean gradient adds to the gradients held, then an optimizer step if stepping. Adds the slot's
-    loss terms to terms."""
-    slot = [(names, *(t.to(device, non_blocking=True) for t in (x, y, ds))) for names, x, y, ds in slot]
+def mixed(it, s, m, names, x, y, ds):
+    """(names, x, y, ds, mix) of micro-batch m of slot s of iteration it: with mixup_alpha or cutmix_alpha, x mixed
+    within each dataset (mixup.py) and mix = (partner labels, lam); else x unchanged and mix None. The draws depend
+    on (seed, it, s, m, rank) only, so a resumed run mixes as the uninterrupted one."""
+    if cfg.mixup_alpha <= 0 and cfg.cutmix_alpha <= 0:
+        return names, x, y, ds, None
+    rng = np.random.default_rng([cfg.seed, it, s, m, rank])
+    x, mix = mixup.mix(x, y, ds, cfg.mixup_alpha, cfg.cutmix_alpha, rng)
+    return names, x, y, ds, mix
+
+
+def train_slot(slot, stepping, terms, s=0, batch_total=None):
+    """One slot of a round (slot s of iteration iter_num): the forward and backward passes of its micro-batches
+    (grad_accum batches of one loader), whose mean gradient adds to the gradients held, then an optimizer step if
+    stepping. Adds the slot's loss terms to terms. batch_total: see losses.Objective (None: each batch's size)."""
+    slot = [mixed(iter_num, s, m, names, *(t.to(device, non_blocking=True) for t in (x, y, ds)))
+            for m, (names, x, y, ds) in enumerate(slot)]
     cached = None
     if len(slot) > 1 and objective.expander is not None:  # the informative loss of the whole accumulated batch
-        cached = objective.informative_gradients(model.features, [x for _, x, _, _ in slot], autocast)
+        cached = objective.informative_gradients(model.features, [x for _, x, *_ in slot], autocast)
         z_grads, states, regularisers, total = cached
         add_terms(terms, total, {}, regularisers)
-    for m, (names, x, y, ds) in enumerate(slot):
+    for m, (names, x, y, ds, mix) in enumerate(slot):
         if ddp:  # average gradients over ranks only in the backward pass right before a step
             step.require_backward_grad_sync = stepping and m == len(slot) - 1
         if cached:  # the dropout of the first pass; z_grad * len(slot) undoes the division below
             losses.set_rng_state(states[m])
         with autocast:
-            loss, dataset_losses, regularisers = step(names, x, y, ds, z_grads[m] * len(slot) if cached else None)
+            loss, dataset_losses, regularisers = step(names, x, y, ds, z_grads[m] * len(slot) if cached else None,
+                                                      batch_total, mix)
         scaler.scale(loss / len(slot)).backward()  # the mean over micro-batches; per_round adds the slots' means
         add_terms(terms, loss, dataset_losses, regularisers, len(slot))
     if stepping:
@@ -283,6 +326,11 @@ while True:
                        + ''.join(f'; {n}: {count} unreadable sample(s) replaced' for n, count in bad.items() if count))
             if iter_num > 0:
                 save_checkpoint(results)
+        if cfg.smoke and iter_num == cfg.max_iters // 2:  # the resume code path, from the file just written
+            if ddp:
+                dist.barrier(group=control)
+            load_checkpoint()
+            batches = data.rounds(train_loaders, cfg.sampling, cfg.seed, cfg.grad_accum, start=iter_num)
     if iter_num == cfg.max_iters:
         break
 
@@ -290,8 +338,12 @@ while True:
     for group in optimizer.param_groups:
         group['lr'] = lr
     round_, terms = next(batches), {}
+    # with CoVeR's and MultiTrain's batches, a step that takes batches of several shapes (images, clips) divides
+    # every loss by all its samples (on this rank), so that each dataset weighs by its share of the step
+    batch_total = (sum(len(slot[0][2]) for slot in round_)
+                   if cfg.update == 'per_round' and cfg.sampling in ('proportional', 'mixed') else None)
     for s, slot in enumerate(round_):  # per_dataset: a step after every slot; per_round: after the last one
-        train_slot(slot, cfg.update == 'per_dataset' or s == len(round_) - 1, terms)
+        train_slot(slot, cfg.update == 'per_dataset' or s == len(round_) - 1, terms, s, batch_total)
     history.append((iter_num, list(terms), torch.stack(list(terms.values())).float()))
     iter_num += 1
     pbar.update(1)
@@ -322,3 +374,5 @@ if master and results is not None and iter_num == cfg.max_iters:
     print_results(results)
 if ddp:
     dist.destroy_process_group()
+if cfg.smoke and master and iter_num == cfg.max_iters:
+    smoke.finish(cfg, smoke_folder)

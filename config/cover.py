@@ -1,7 +1,10 @@
-# CoVeR's objective (Zhang et al., arXiv:2112.07175, section 3.3): each batch from one dataset drawn with probability
-# proportional to its size, the per-dataset losses summed with fixed weights (loss_weights; 1 unless named), one step
-# per round. An objective file: give it after a data set-up, e.g.
+# CoVeR's objective (arXiv:2112.07175, sections 3.3 and 4.1): every step takes samples of every dataset, each in
+# proportion to its size (one batch per sample shape: images, clips), the per-dataset losses summed with fixed
+# weights (loss_weights; 1 unless named), one step per round.
+# An objective file: give it after a data set-up, e.g.
 #   python train.py config/multitrain_demo.py config/cover.py --out_dir=out/mt/cover
+# (The demo's three video datasets have one shape, so this is one mixed batch per step, like
+# config/multitrain_vanilla.py: with weights 1 and one sample shape, CoVeR and "Vanilla" are the same scheme.)
 sampling = 'proportional'
 update = 'per_round'
 projection = 'none'

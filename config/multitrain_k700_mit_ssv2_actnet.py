@@ -1,7 +1,8 @@
-# MultiTrain with Kinetics-700 (Liang et al., arXiv:2209.12362, Table 2): K700 + MiT + SSv2 + ActivityNet. The paper
+# MultiTrain with Kinetics-700 (arXiv:2209.12362, Table 2): K700 + MiT + SSv2 + ActivityNet. The paper
 # reports 75.8 (K700) / 42.2 (MiT) / 69.1 (SSv2) / 88.1 (ActNet) top-1 at 224p.
 #
 #   torchrun --standalone --nproc_per_node=8 train.py config/multitrain_k700_mit_ssv2_actnet.py
+#   python train.py config/multitrain_k700_mit_ssv2_actnet.py --smoke=True
 import os
 
 exec(open(os.path.join(os.path.dirname(__file__), 'multitrain_k400_mit_ssv2_actnet.py')).read())
@@ -9,5 +10,5 @@ exec(open(os.path.join(os.path.dirname(__file__), 'multitrain_k400_mit_ssv2_actn
 out_dir = 'out/multitrain_k700_mit_ssv2_actnet'
 datasets['k700'] = dict(datasets.pop('k400'), root='data/kinetics700')  # same layout, 700 classes
 datasets = {name: datasets[name] for name in ('k700', 'mit', 'ssv2', 'actnet')}
-max_iters = 50 * (545_000 + 791_000 + 169_000 + 15_000) // _global_batch  # K700 ~545k training clips
+max_iters = 50 * (545_000 + 727_000 + 168_000 + 107_000) // _global_batch  # K700 ~545k training clips
 warmup_iters = max_iters // 5

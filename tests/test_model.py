@@ -1,4 +1,5 @@
-"""The frame-wise ViT: token shift against a literal reading of eqs. 7-8, late fusion, images vs videos."""
+"""The frame-wise ViT: token shift against element-by-element loops (the TokenShift code's channel order, and the
+printed eq. 7's order up to that permutation), late fusion, images vs videos."""
 
 import copy
 
@@ -17,7 +18,9 @@ def tiny_vit(shift_div=4, **kw):
 
 
 def token_shift_loop(x, T, fold):
-    """Eqs. 7-8 written out element by element: frame by frame, channel by channel."""
+    """Token shift written out element by element, frame by frame, channel by channel, in the TokenShift code's
+    channel order (what model.token_shift implements): channels [0:fold] of frame t take frame t+1's, channels
+    [fold:2*fold] frame t-1's. IV-ViT's printed eq. 7 lists the frame t-1 part first; see the test below."""
     out = x.clone()
     B = x.shape[0] // T
     for b in range(B):
@@ -35,6 +38,24 @@ def token_shift_loop(x, T, fold):
 def test_token_shift_matches_equations(T, fold):
     x = torch.randn(2 * T, 6, 8)  # (B*T, N+1, D), B = 2
     torch.testing.assert_close(token_shift(x, T, fold), token_shift_loop(x, T, fold), rtol=0, atol=0)
+
+
+def test_printed_eq7_is_the_same_shift_with_the_two_channel_blocks_swapped():
+    """eq. 7 as printed (arXiv:2308.10533): channels [0:D_b] of frame t take frame t-1's, [D_b:D_b+D_f] frame t+1's
+    (D_b = D_f = fold); eq. 8: the patch tokens are untouched. Written out literally, it equals token_shift with the
+    two channel blocks swapped, a relabelling of channels that only matters for loading pretrained weights."""
+    T, fold = 4, 2
+    x = torch.randn(2 * T, 6, 8)  # (B*T, N+1, D), B = 2
+    literal = x.clone()
+    for row in range(x.shape[0]):
+        t = row % T
+        for d in range(2 * fold):
+            if d < fold:                                       # eq. 7, first case: from frame t-1 (zero at t = 1)
+                literal[row, 0, d] = x[row - 1, 0, d] if t > 0 else 0.0
+            else:                                              # eq. 7, second case: from frame t+1 (zero at t = T)
+                literal[row, 0, d] = x[row + 1, 0, d] if t < T - 1 else 0.0
+    swap = torch.cat([torch.arange(fold, 2 * fold), torch.arange(fold), torch.arange(2 * fold, 8)])
+    torch.testing.assert_close(token_shift(x[..., swap], T, fold)[..., swap], literal, rtol=0, atol=0)
 
 
 def test_token_shift_leaves_patch_tokens_and_images_alone():

@@ -450,8 +450,38 @@ def test_activitynet_handwritten(tmp_path, capsys):
     videos = tmp_path / 'videos'
     assert samples == [(str(videos / 'v_aaaaaaaaaaa.mp4'), 1, (1.5, 7.25)), (str(videos / 'v_aaaaaaaaaaa.mp4'), 1,
                        (9, 12.0)), (str(videos / 'bbbbbbbbbbb.mkv'), 0, (0, 3))]
-    assert capsys.readouterr().out.strip() == f"{path}: 1 of 3 training videos missing on disk"
+    assert capsys.readouterr().out.splitlines() == [f"{path}: 1 of 3 training videos missing on disk",
+                                                    f"{path}: 3 training segments cut into 3 clips of <= 10 s"]
     assert readers.read_activitynet(tmp_path, 'val')[0] == [(str(videos / 'ddddddddddd.webm'), 0, (0.5, 1))]
+
+
+def test_activitynet_segments_are_cut_into_clips_of_at_most_clip_len(tmp_path, capsys):
+    """MultiTrain (arXiv:2209.12362, 4.1) cuts the annotated segments into 10-second clips, each one sample: a
+    segment [t0, t1] gives ceil((t1 - t0) / clip_len) clips, consecutive, the last ending at t1. 10 s by default,
+    through the dataset settings too (clip_len=None), and any other length when asked; the count is printed."""
+    content = {'version': 'VERSION 1.3', 'taxonomy': [], 'database': {
+        'aaaaaaaaaaa': {'subset': 'training', 'annotations': [{'label': 'Long jump', 'segment': [1.5, 26.5]},
+                                                              {'label': 'Long jump', 'segment': [30, 40]}]},
+        'bbbbbbbbbbb': {'subset': 'training', 'annotations': [{'label': 'Bathing dog', 'segment': [0.25, 20.25]},
+                                                              {'label': 'Bathing dog', 'segment': [21, 21.5]}]},
+        'ddddddddddd': {'subset': 'validation', 'annotations': [{'label': 'Bathing dog', 'segment': [5, 17]}]}}}
+    path = write(tmp_path / 'activity_net.v1-3.min.json', json.dumps(content))
+    for name in ('v_aaaaaaaaaaa.mp4', 'bbbbbbbbbbb.mp4', 'ddddddddddd.mp4'):
+        touch(tmp_path / 'videos' / name)
+    spec = config.dataset_spec('actnet', dict(format='activitynet', root=str(tmp_path)))
+    assert spec['clip_len'] is None  # the format's default, 10 s
+    samples, _ = readers.FORMATS['activitynet'](spec, 'train')
+    a, b = (str(tmp_path / 'videos' / n) for n in ('v_aaaaaaaaaaa.mp4', 'bbbbbbbbbbb.mp4'))
+    assert samples == [(a, 1, (1.5, 11.5)), (a, 1, (11.5, 21.5)), (a, 1, (21.5, 26.5)),  # 25 s: 3 clips
+                       (a, 1, (30, 40)),                                                # exactly 10 s: 1 clip
+                       (b, 0, (0.25, 10.25)), (b, 0, (10.25, 20.25)),                   # 20 s: 2 clips
+                       (b, 0, (21, 21.5))]                                              # 0.5 s: 1 clip
+    assert capsys.readouterr().out.strip() == f"{path}: 4 training segments cut into 7 clips of <= 10 s"
+    val, _ = readers.FORMATS['activitynet'](spec, 'val')
+    assert [t for _, _, t in val] == [(5, 15), (15, 17)]  # the test split is cut the same way
+    samples, _ = readers.FORMATS['activitynet'](dict(spec, clip_len=4), 'train')
+    assert len(samples) == 7 + 3 + 5 + 1 and all(t1 - t0 <= 4 for _, _, (t0, t1) in samples)
+    assert capsys.readouterr().out.splitlines()[-1] == f"{path}: 4 training segments cut into 16 clips of <= 4 s"
 
 
 def test_activitynet_skips_and_names_zero_length_segments(tmp_path, capsys):
@@ -464,8 +494,8 @@ def test_activitynet_skips_and_names_zero_length_segments(tmp_path, capsys):
         touch(tmp_path / 'videos' / name)
     samples, _ = readers.read_activitynet(tmp_path, 'train')
     assert [segment for _, _, segment in samples] == [(1.5, 7.25), (9, 12.0), (0, 3), (2, 4)]
-    assert capsys.readouterr().out.strip() == (f"{path}: skipped 1 training segment(s) of zero length, e.g. "
-                                               f"database/aaaaaaaaaaa/annotations/1")
+    assert capsys.readouterr().out.splitlines()[0] == (f"{path}: skipped 1 training segment(s) of zero length, e.g. "
+                                                       f"database/aaaaaaaaaaa/annotations/1")
 
 
 @pytest.mark.parametrize('change, words', [

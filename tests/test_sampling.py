@@ -54,16 +54,51 @@ def test_round_robin_takes_every_dataset_in_order():
         assert all((ds == 0).all() for _, _, _, ds in slot)
 
 
-def test_proportional_picks_datasets_by_size_and_the_same_on_every_call():
-    counts = Counter(slot[0][0][0] for round_ in flat(data.rounds(loaders(), 'proportional', seed=3), 600)
-                     for slot in round_)
-    total = sum(counts.values())  # 1800 batches; sizes 40 : 120 : 20
-    for name, size in (('a', 40), ('b', 120), ('c', 20)):
-        assert counts[name] / total == pytest.approx(size / 180, abs=0.03)
-    assert flat(data.rounds(loaders(), 'proportional', seed=3), 20) == \
-        flat(data.rounds(loaders(), 'proportional', seed=3), 20)
-    assert flat(data.rounds(loaders(), 'proportional', seed=3), 20) != \
-        flat(data.rounds(loaders(), 'proportional', seed=4), 20)
+class Fake(Numbers):
+    """A stand-in for a dataset of images (is_video False) or clips, as make_train_loaders sees it: no decoding."""
+
+    def __init__(self, n, offset, is_video):
+        super().__init__(n, offset)
+        self.is_video = is_video
+
+
+def test_proportional_shares_of_the_samples_seen_follow_the_sizes_of_the_data(monkeypatch):
+    """CoVeR (arXiv:2112.07175, 4.1): every step holds images and videos, each dataset's share of the samples seen
+    is its share of the data, whatever its batch_size. CoVeR's four datasets at 1/1000 of their sizes (K400 240k,
+    SSv2 168k, MiT 791k, ImageNet 1.28M), unequal batch sizes (2, 3, 5, 6: 16 per step, CoVeR's 128 on 8 GPUs),
+    and a second clip length (a 24-frame dataset) so that three sample shapes share the step. Counted over 1,000
+    steps: the shares seen are within 2 points of the shares of the data, and every step sees every shape."""
+    sizes = dict(k400=240, ssv2=168, mit=791, imagenet=1281, long=300)
+    batch = dict(k400=2, ssv2=3, mit=5, imagenet=6, long=1)
+    frames = dict(k400=16, ssv2=16, mit=16, imagenet=16, long=24)
+    fakes = {name: Fake(n, 10_000 * k, name != 'imagenet') for k, (name, n) in enumerate(sizes.items())}
+    monkeypatch.setattr(data, '_dataset', lambda spec, split, cfg, rank=0, train=None: fakes[spec['root']])
+    specs = {name: dict(root=name, batch_size=batch[name], num_frames=frames[name]) for name in sizes}
+    cfg = types.SimpleNamespace(sampling='proportional', grad_accum=1, seed=0, num_workers=0, device='cpu')
+    loaders = data.make_train_loaders(specs, cfg)
+    assert [names for names, _ in loaders.values()] == [('k400', 'ssv2', 'mit'), ('imagenet',), ('long',)]
+    assert [loader.batch_sampler.batch_size for _, loader in loaders.values()] == [7, 8, 2]  # 7.33, 7.83, 1.83 of 17
+    seen = Counter()
+    for _, round_ in zip(range(1000), data.rounds(loaders, 'proportional')):
+        assert len(round_) == 3  # one batch of each shape in every step: images with the videos
+        for (names, x, y, ds), in round_:
+            seen.update((x // 10_000).long().tolist())  # the dataset each sample came from
+    total = sum(seen.values())
+    assert total == 17 * 1000
+    for k, name in enumerate(sizes):
+        assert seen[k] / total == pytest.approx(sizes[name] / sum(sizes.values()), abs=0.02), name
+    expected = data.sample_shares(loaders)  # what train.py prints at start-up
+    for k, name in enumerate(sizes):
+        assert seen[k] / total == pytest.approx(expected[name][0], abs=0.01), name
+
+
+def test_split_batch_is_largest_remainder_with_at_least_one_each():
+    assert data.split_batch(16, [1200, 1281]) == [8, 8]
+    assert data.split_batch(10, [1, 1, 8]) == [1, 1, 8]
+    assert data.split_batch(4, [1, 1000, 1000]) == [1, 2, 1]  # the tiny group keeps one sample
+    assert data.split_batch(27, [64, 44]) == [16, 11] and data.split_batch(54, [64, 44]) == [32, 22]
+    with pytest.raises(ValueError, match='cannot hold'):
+        data.split_batch(2, [1, 1, 1])
 
 
 @pytest.mark.parametrize('sampling', ['round_robin', 'proportional', 'mixed'])

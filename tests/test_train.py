@@ -137,3 +137,36 @@ def test_float16_run_resumes_exactly_with_its_loss_scale(datasets, tmp_path):
         assert torch.equal(value, b['model'][key]), key
     scale = lambda out: [e['loss_scale'] for e in read_log(out) if e['event'] == 'train' and e['iter'] > 10]
     assert scale(whole) == scale(resumed)
+
+
+@pytest.mark.slow
+def test_sgd_with_a_step_schedule_resumes_exactly(datasets, tmp_path):
+    """CoVeR's optimizer and schedule (optimizer='sgd' with momentum, lr_schedule='step'): a run resumed from its
+    checkpoint of iteration 6 ends exactly where the whole run ends, momentum buffers included, and its learning
+    rate follows the steps at the milestones (one before the resume point, one after) on both sides of it."""
+    import torch
+
+    settings = dict(max_iters=12, eval_interval=6, log_interval=1, keep_last=2, optimizer='sgd', momentum=0.9,
+                    lr=0.05, lr_schedule='step', lr_milestones=[4, 9], lr_factor=0.1, warmup_iters=2,
+                    sampling='proportional', update='per_round', loss_weights={'shapes': 0.5})
+    whole = tmp_path / 'whole'
+    run('train.py', str(write_config(tmp_path / 'whole.py', datasets, whole, **settings)))
+    at6 = torch.load(whole / 'ckpt_0000006.pt', weights_only=False)
+    assert at6['iter_num'] == 6 and all('momentum_buffer' in s for s in at6['optimizer']['state'].values())
+
+    resumed = tmp_path / 'resumed'
+    resumed.mkdir()
+    (resumed / 'ckpt.pt').write_bytes((whole / 'ckpt_0000006.pt').read_bytes())
+    run('train.py', str(write_config(tmp_path / 'resumed.py', datasets, resumed, **settings)), '--init_from=resume')
+    a = torch.load(whole / 'ckpt.pt', weights_only=False)
+    b = torch.load(resumed / 'ckpt.pt', weights_only=False)
+    assert a['iter_num'] == b['iter_num'] == 12
+    for key, value in a['model'].items():
+        assert torch.equal(value, b['model'][key]), key
+    for (i, sa), (j, sb) in zip(a['optimizer']['state'].items(), b['optimizer']['state'].items()):
+        assert torch.equal(sa['momentum_buffer'], sb['momentum_buffer']), i
+    lrs = lambda out: {e['iter']: e['lr'] for e in read_log(out) if e['event'] == 'train'}
+    # the lr used at iteration it is logged at it + 1: warm-up 0.05 * (it + 1) / 3, then 0.05, 0.005 from 4, 5e-4 from 9
+    expected = [0.05 / 3, 0.05 * 2 / 3, 0.05, 0.05, 0.005, 0.005, 0.005, 0.005, 0.005, 5e-4, 5e-4, 5e-4]
+    assert [lrs(whole)[it + 1] for it in range(12)] == pytest.approx(expected, rel=1e-12)
+    assert [lrs(resumed)[it + 1] for it in range(6, 12)] == pytest.approx(expected[6:], rel=1e-12)
