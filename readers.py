@@ -49,8 +49,7 @@ def _json(path):
 
 
 def _check_root(root, split, fmt):
-    """The root as a Path, after checking that split is 'train' or 'val'; a missing root names itself and how to
-    write a synthetic copy there."""
+    """The root as a Path, split checked; a missing root names itself and how to write a synthetic copy there."""
     if split not in ('train', 'val'):
         raise ValueError(f"split must be 'train' or 'val', got {split!r}")
     root = Path(root)
@@ -280,8 +279,7 @@ def _kinetics_rows(path, keep=None):
 
 
 def _listing(root, folder, frames):
-    """The names in `folder` (one listing per folder, not one stat per video); with frames=True those in its
-    counterpart under <root>/frames/, i.e. the videos that have a frame folder (see decode.frame_folder)."""
+    """The names in `folder` (one listing, not a stat per video), or with frames=True in <root>/frames/<folder>."""
     if frames:
         folder = Path(root) / 'frames' / Path(folder).relative_to(root)
     return set(os.listdir(folder)) if folder.is_dir() else set()
@@ -374,22 +372,21 @@ def _activitynet_database(path):
 ACTIVITYNET_CLIP_LEN = 10.0  # MultiTrain: "We cut the annotated segments of the videos into 10-second long clips"
 
 
-def read_activitynet(root, split, frames=False, clip_len=ACTIVITYNET_CLIP_LEN):
+def read_activitynet(root, split, frames=False, clip_len=None):
     """ActivityNet v1.3 layout:
         activity_net.v1-3.min.json    {"version": ..., "taxonomy": [...], "database": {"<id>": {"subset":
                                       "training" | "validation" | "testing", "duration": s, "url": ...,
                                       "annotations": [{"label": "Long jump", "segment": [t0, t1]}, ...]}}}
         videos/v_<id>.mp4 or videos/<id>.mp4 (or .mkv, .webm), <id> being the youtube id
-    Each annotated segment [t0, t1] is cut into ceil((t1 - t0) / clip_len) consecutive clips [t0, t0 + clip_len],
-    [t0 + clip_len, t0 + 2 clip_len], ..., the last ending at t1 (so at most clip_len seconds each), and each clip
-    is one sample (path, label, (start, end)), its frames taken inside it: MultiTrain (arXiv:2209.12362, section
-    4.1) cuts the segments into 10-second clips, 107K for training and 16K for testing, which sets ActivityNet's
-    share of a batch that mixes datasets by size (one sample per whole segment would give about 15K). The count
-    is printed. 'train' is subset training, 'val' validation (testing has no labels). The classes are
-    the sorted labels of the training segments. Videos missing on disk are skipped, as in read_kinetics, and so
-    are segments of zero length (t0 == t1: the real v1.3 file has some, e.g. [0, 0]); both are counted and printed.
+    Each annotated segment [t0, t1] is cut into ceil((t1 - t0) / clip_len) consecutive clips of at most clip_len
+    seconds, the last ending at t1, each one sample (path, label, (start, end)) whose frames are taken inside it:
+    MultiTrain (arXiv:2209.12362, section 4.1) cuts 10-second clips, 107K for training and 16K for testing, which
+    sets ActivityNet's share of a batch mixed by size (whole segments would give about 15K). 'train' is subset
+    training, 'val' validation; the classes are the sorted labels of the training segments. Videos missing on
+    disk (as in read_kinetics) and zero-length segments (the real file has some, e.g. [0, 0]) are skipped;
+    every count is printed.
     """
-    root = _check_root(root, split, 'activitynet')
+    root, clip_len = _check_root(root, split, 'activitynet'), clip_len or ACTIVITYNET_CLIP_LEN  # None: 10 s
     path = root / 'activity_net.v1-3.min.json'
     database = _activitynet_database(path)
     classes = sorted({a['label'] for entry in database.values() if entry.get('subset') == 'training'
@@ -399,12 +396,8 @@ def read_activitynet(root, split, frames=False, clip_len=ACTIVITYNET_CLIP_LEN):
     videos = {video: entry['annotations'] for video, entry in database.items()
               if entry.get('subset') == subset and entry.get('annotations')}
     names = _listing(root, root / 'videos', frames)
-    if frames:  # a frame folder is named as its video without the suffix
-        stems = {name: name for name in names}
-    else:
-        stems = {os.path.splitext(n)[0]: n for n in names if os.path.splitext(n)[1] in ACTIVITYNET_SUFFIXES}
-    if not clip_len or clip_len <= 0:
-        raise ValueError(f"ActivityNet: clip_len must be a positive number of seconds, got {clip_len!r}")
+    stems = ({name: name for name in names} if frames else  # a frame folder is named as its video, no suffix
+             {os.path.splitext(n)[0]: n for n in names if os.path.splitext(n)[1] in ACTIVITYNET_SUFFIXES})
     samples, missing, empty, segments = [], 0, [], 0
     for video, annotations in videos.items():
         name = stems.get(f"v_{video}") or stems.get(video)
@@ -415,10 +408,10 @@ def read_activitynet(root, split, frames=False, clip_len=ACTIVITYNET_CLIP_LEN):
             if a['label'] not in label_of:
                 raise ValueError(f"{path}: database/{video}/annotations/{k}: label {a['label']!r} has no "
                                  f"training segment")
-            if a['segment'][0] == a['segment'][1]:
+            t0, t1 = a['segment']
+            if t0 == t1:
                 empty.append(f"database/{video}/annotations/{k}")
                 continue
-            t0, t1 = a['segment']
             segments += 1
             for k in range(max(1, math.ceil((t1 - t0) / clip_len - 1e-9))):  # (1e-9: 20 s is 2 clips, not 3)
                 samples.append((str(root / 'videos' / name), label_of[a['label']],
@@ -492,8 +485,7 @@ def read_moments(root, split):
     return samples, classes
 
 
-# Each on-disk layout's reader(spec, split), by the format names of config.FORMATS (synthetic.WRITERS writes a
-# fake copy of each).
+# Each on-disk layout's reader(spec, split), by config.FORMATS's names (synthetic.WRITERS writes a fake copy).
 FORMATS = {
     'tinyimagenet': lambda spec, split: read_tinyimagenet(spec['root'], split),
     'ucf101': lambda spec, split: read_ucf101(spec['root'], split, spec['fold']),
@@ -504,6 +496,5 @@ FORMATS = {
     'minikinetics': lambda spec, split: read_minikinetics(spec['root'], split, spec['frames']),
     'ssv2': lambda spec, split: read_ssv2(spec['root'], split),
     'moments': lambda spec, split: read_moments(spec['root'], split),
-    'activitynet': lambda spec, split: read_activitynet(spec['root'], split, spec['frames'],
-                                                        spec['clip_len'] or ACTIVITYNET_CLIP_LEN),
+    'activitynet': lambda spec, split: read_activitynet(spec['root'], split, spec['frames'], spec['clip_len']),
 }
