@@ -112,6 +112,20 @@ def test_killed_run_resumes_bit_for_bit(datasets, tmp_path):
     assert a['results'] == b['results']
 
 
+def whole_and_resumed(datasets, tmp_path, settings, at):
+    """A whole run, and a run resumed from the whole run's keep_last checkpoint of iteration `at`: (that
+    checkpoint, the final checkpoints of both, their out_dirs)."""
+    import torch
+
+    whole, resumed = tmp_path / 'whole', tmp_path / 'resumed'
+    run('train.py', str(write_config(tmp_path / 'whole.py', datasets, whole, **settings)))
+    resumed.mkdir()
+    (resumed / 'ckpt.pt').write_bytes((whole / f'ckpt_{at:07d}.pt').read_bytes())
+    run('train.py', str(write_config(tmp_path / 'resumed.py', datasets, resumed, **settings)), '--init_from=resume')
+    load = lambda path: torch.load(path, weights_only=False)
+    return load(whole / f'ckpt_{at:07d}.pt'), load(whole / 'ckpt.pt'), load(resumed / 'ckpt.pt'), whole, resumed
+
+
 @pytest.mark.slow
 def test_float16_run_resumes_exactly_with_its_loss_scale(datasets, tmp_path):
     """fp16 autocast with loss scaling, per-dataset updates, 2 micro-batches: a run resumed from its checkpoint of
@@ -119,19 +133,10 @@ def test_float16_run_resumes_exactly_with_its_loss_scale(datasets, tmp_path):
     by iteration 10 (a gradient overflowed), so a resume that forgot the scaler's state would differ."""
     import torch
 
-    whole = tmp_path / 'whole'
     settings = dict(max_iters=20, eval_interval=10, log_interval=2, dtype='float16', update='per_dataset',
                     grad_accum=2, keep_last=2)
-    run('train.py', str(write_config(tmp_path / 'whole.py', datasets, whole, **settings)))
-    at10 = torch.load(whole / 'ckpt_0000010.pt', weights_only=False)
+    at10, a, b, whole, resumed = whole_and_resumed(datasets, tmp_path, settings, 10)
     assert at10['iter_num'] == 10 and at10['scaler']['scale'] < 2.0 ** 16, at10['scaler']
-
-    resumed = tmp_path / 'resumed'
-    resumed.mkdir()
-    (resumed / 'ckpt.pt').write_bytes((whole / 'ckpt_0000010.pt').read_bytes())
-    run('train.py', str(write_config(tmp_path / 'resumed.py', datasets, resumed, **settings)), '--init_from=resume')
-    a = torch.load(whole / 'ckpt.pt', weights_only=False)
-    b = torch.load(resumed / 'ckpt.pt', weights_only=False)
     assert a['iter_num'] == b['iter_num'] == 20 and a['scaler'] == b['scaler']
     for key, value in a['model'].items():
         assert torch.equal(value, b['model'][key]), key
@@ -149,17 +154,8 @@ def test_sgd_with_a_step_schedule_resumes_exactly(datasets, tmp_path):
     settings = dict(max_iters=12, eval_interval=6, log_interval=1, keep_last=2, optimizer='sgd', momentum=0.9,
                     lr=0.05, lr_schedule='step', lr_milestones=[4, 9], lr_factor=0.1, warmup_iters=2,
                     sampling='proportional', update='per_round', loss_weights={'shapes': 0.5})
-    whole = tmp_path / 'whole'
-    run('train.py', str(write_config(tmp_path / 'whole.py', datasets, whole, **settings)))
-    at6 = torch.load(whole / 'ckpt_0000006.pt', weights_only=False)
+    at6, a, b, whole, resumed = whole_and_resumed(datasets, tmp_path, settings, 6)
     assert at6['iter_num'] == 6 and all('momentum_buffer' in s for s in at6['optimizer']['state'].values())
-
-    resumed = tmp_path / 'resumed'
-    resumed.mkdir()
-    (resumed / 'ckpt.pt').write_bytes((whole / 'ckpt_0000006.pt').read_bytes())
-    run('train.py', str(write_config(tmp_path / 'resumed.py', datasets, resumed, **settings)), '--init_from=resume')
-    a = torch.load(whole / 'ckpt.pt', weights_only=False)
-    b = torch.load(resumed / 'ckpt.pt', weights_only=False)
     assert a['iter_num'] == b['iter_num'] == 12
     for key, value in a['model'].items():
         assert torch.equal(value, b['model'][key]), key
