@@ -79,12 +79,11 @@ lr_schedule = 'cosine'         # 'cosine': warm-up, then cosine decay to min_lr 
                                # lr x lr_factor at each of lr_milestones (CoVeR: 5e-3, 5e-4, 5e-5)
 lr_milestones = []             # lr_schedule='step': the iterations at which the lr drops
 lr_factor = 0.1                # lr_schedule='step': what each milestone multiplies the lr by
-# ---- co-training: how datasets share iterations and steps (data.rounds, train.py)
+# ---- co-training: how datasets share iterations and steps (sampling.py, train.py)
 sampling = 'round_robin'       # 'round_robin' (IV-ViT: each round one batch of every dataset, in order),
-                               # 'proportional' (CoVeR: every round holds every dataset, each in proportion to
-                               # its size: one batch per sample shape, the sum of the batch sizes split over the
-                               # shapes by size), 'mixed' (MultiTrain: batches mixing all same-shape datasets,
-                               # batch sizes summed)
+                               # 'proportional' (CoVeR: every round holds every dataset, the sum of the batch
+                               # sizes split by the datasets' sizes, a batch per sample shape), 'mixed'
+                               # (MultiTrain: batches drawn from all same-shape datasets, batch sizes summed)
 update = 'per_dataset'         # 'per_dataset': a step after each batch (IV-ViT); 'per_round': one step on the
                                # sum over the round's batches (CoVeR, MultiTrain)
 # ---- objective (losses.Objective; MultiTrain eqs. 2-6, CoVeR section 3.3.1). Defaults: plain cross-entropy

@@ -1,12 +1,10 @@
 """
-Data: transforms, datasets, the sharded sampler, the loaders, and the rounds of batches that train.py takes from
-several datasets at once. (The readers of the on-disk layouts are in readers.py, reading pixels from files is in
-decode.py, and fake datasets in those layouts, so that all of this runs without the real downloads, in synthetic.py.)
+Data: transforms, datasets and the loaders of a run. (The readers of the on-disk layouts are in readers.py, reading
+pixels from files in decode.py, which samples make each batch in sampling.py, and fake datasets in the real
+layouts, so that all of this runs without the real downloads, in synthetic.py.)
 
-Sampling is deterministic so that multi-GPU runs equal single-GPU runs and resumes are exact: ShardedBatchSampler
-yields (index, sample_seed) pairs, with sample_seed a function of (seed, epoch, index) only, and a dataset draws
-ALL the randomness of a sample (clip start, crop, flip, resize) from its seed. A sample is therefore the same
-whichever worker process or GPU rank loads it.
+A dataset is indexed by (index, sample_seed) pairs (sampling.py) and draws ALL the randomness of a sample (clip
+start, crop, flip, resize) from its seed: a sample is the same whichever worker process or GPU rank loads it.
 
 Unreadable samples. A sample that cannot be read (missing or empty file, truncated or undecodable video, a video
 without a video stream, a broken image; grayscale, palette, CMYK and alpha images are fine, they become RGB)
@@ -27,12 +25,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
 import config
 import readers
+from sampling import ProportionalBatchSampler, ShardedBatchSampler
 import synthetic
 from decode import (UnreadableSample, eval_positions, frame_folder, read_clips, read_frame_clips, read_image,
                     train_positions)
@@ -75,7 +74,7 @@ MAX_TRIES = 100  # samples tried before giving up on finding a readable one (max
 class _Samples(Dataset):
     """What images and videos share: samples, class names, settings, the final normalisation, and the handling of
     unreadable samples (see the module docstring). Items are indexed by (index, sample_seed) pairs from
-    ShardedBatchSampler; a subclass's _item(index, seed) makes one."""
+    a sampler (sampling.py); a subclass's _item(index, seed) makes one."""
 
     def __init__(self, samples, classes, train, spec, cfg):
         self.samples, self.classes, self.train, self.spec, self.cfg = samples, classes, train, spec, cfg
@@ -199,56 +198,7 @@ class VideoDataset(_Samples):
 
 
 # -----------------------------------------------------------------------------
-# sampling and loaders
-
-
-def sample_seed(*numbers):
-    """A well-mixed 64-bit seed from non-negative integers, e.g. (seed, epoch, index)."""
-    return int(np.random.SeedSequence(list(numbers)).generate_state(1, np.uint64)[0])
-
-
-class ShardedBatchSampler(Sampler):
-    """Batches of (index, sample_seed) pairs for rank `rank` of `world` processes.
-    drop_last=True (training): each epoch, a permutation (shuffle) or the plain order is cut into global
-        batches of batch_size * world and rank r takes the r-th contiguous chunk of each, so 1 process with
-        batch 2b sees exactly the samples (and seeds) of 2 processes with batch b. The ragged end is dropped in
-        whole optimizer steps of `accum` batches, so that accum micro-batches of b split the same global batches
-        as one batch of accum * b, epoch after epoch (gradient accumulation is then equivalent).
-    drop_last=False (evaluation): rank r takes samples r, r + world, ..., in batches; the last may be short.
-        The shards are disjoint and cover the split, so correct counts summed over ranks are exact."""
-
-    def __init__(self, n, batch_size, rank=0, world=1, seed=0, shuffle=True, drop_last=True, accum=1):
-        self.n, self.batch_size, self.rank, self.world, self.accum = n, batch_size, rank, world, accum
-        self.seed, self.shuffle, self.drop_last, self.epoch, self.start = seed, shuffle, drop_last, 0, 0
-
-    def set_epoch(self, epoch, start=0):
-        """The epoch to draw (its shuffle), and how many of its batches to skip: a resumed run starts mid-epoch."""
-        self.epoch, self.start = epoch, start
-
-    def _order(self):
-        if not self.shuffle:
-            return torch.arange(self.n)
-        generator = torch.Generator().manual_seed(sample_seed(self.seed, self.epoch))
-        return torch.randperm(self.n, generator=generator)
-
-    def _shard(self):
-        """The indices of this rank, in the order they are batched."""
-        order = self._order()
-        if not self.drop_last:
-            return order[self.rank::self.world]
-        per_rank = self.batch_size * self.world
-        batches = order[:len(self) * per_rank].view(len(self), self.world, self.batch_size)  # (steps, W, B)
-        return batches[:, self.rank].flatten()
-
-    def __len__(self):
-        if self.drop_last:
-            return self.n // (self.batch_size * self.world * self.accum) * self.accum
-        return -(-len(range(self.rank, self.n, self.world)) // self.batch_size)
-
-    def __iter__(self):
-        shard = self._shard().tolist()
-        for i in range(self.start * self.batch_size, len(shard), self.batch_size):
-            yield [(j, sample_seed(self.seed, self.epoch, j)) for j in shard[i:i + self.batch_size]]
+# loaders (their samplers are in sampling.py)
 
 
 class MixedDataset(Dataset):
@@ -305,12 +255,10 @@ def _dataset(spec, split, cfg, rank=0, train=None):
                                                     spec, cfg)
 
 
-def _loader(dataset, batch_size, train, cfg, rank, world, where):
-    sampler = ShardedBatchSampler(len(dataset), batch_size, rank, world, cfg.seed, shuffle=train, drop_last=train,
-                                  accum=cfg.grad_accum if train else 1)
-    if train and len(sampler) == 0:
-        raise ValueError(f"{where}: {len(dataset)} training samples cannot fill one global batch of {batch_size} x "
-                         f"{world} ranks x {cfg.grad_accum} micro-batches")
+def _loader(dataset, sampler, cfg, where):
+    if len(sampler) == 0:
+        raise ValueError(f"{where}: {len(dataset)} training samples cannot fill one global batch of "
+                         f"{sampler.batch_size} x {sampler.world} ranks x {cfg.grad_accum} micro-batches")
     return DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.num_workers,
                       pin_memory=torch.cuda.is_available() and cfg.device != 'cpu',
                       persistent_workers=cfg.num_workers > 0,
@@ -324,101 +272,45 @@ def make_loader(spec, split, cfg, rank=0, world=1, train=None):
     (B, V, 3, T, H, W) with V views (temporal clips x spatial crops). y is long (B,)."""
     train = split == 'train' if train is None else train
     dataset = _dataset(spec, split, cfg, rank, train)
-    return _loader(dataset, spec['batch_size'], train, cfg, rank, world, spec['root'])
-
-
-def split_batch(total, sizes):
-    """`total` samples split over groups in proportion to their sizes: each group gets the floor of its exact share,
-    at least 1, and the samples left go to the largest remainders (ties to the first). [8, 8] for (16, [1.2M, 1.28M])."""
-    if total < len(sizes):
-        raise ValueError(f"a batch of {total} cannot hold one sample of each of {len(sizes)} sample shapes")
-    exact = [total * n / sum(sizes) for n in sizes]
-    out = [max(1, int(e)) for e in exact]
-    while sum(out) < total:  # the largest remainders first
-        out[max(range(len(out)), key=lambda g: (exact[g] - out[g], -g))] += 1
-    while sum(out) > total:  # the minimum of 1 took too many: take back from the most over-served group
-        out[min((g for g in range(len(out)) if out[g] > 1), key=lambda g: (exact[g] - out[g], g))] -= 1
-    return out
+    sampler = ShardedBatchSampler(len(dataset), spec['batch_size'], rank, world, cfg.seed, shuffle=train,
+                                  drop_last=train, accum=cfg.grad_accum if train else 1)
+    return _loader(dataset, sampler, cfg, spec['root'])
 
 
 def make_train_loaders(specs, cfg, rank=0, world=1):
     """
     The training loaders of a run: {key: (names, loader)}, names being the datasets whose samples the loader's
     batches hold. With sampling='mixed' or 'proportional', datasets whose samples have the same shape (all images;
-    videos of the same num_frames) share one loader over their concatenation, whose batches are drawn uniformly
-    over all their samples, i.e. each dataset in proportion to its size; they are (x, y, ds) with ds (B,) the
-    position of each sample's dataset in names. A group's batch size is
-      'mixed' (MultiTrain): the sum of its datasets' batch sizes;
-      'proportional' (CoVeR): its share, by size, of the sum of ALL datasets' batch sizes (split_batch). One round
-        takes one batch of every group, so that every step sees images and videos together and every dataset's
-        share of the step's samples is its share of the data (up to rounding the group batches to integers).
+    videos of the same num_frames) share one loader over their concatenation, batches (x, y, ds) with ds (B,) the
+    position of each sample's dataset in names. A round takes one batch of every loader (sampling.rounds):
+      'mixed' (MultiTrain): batches of the sum of the group's batch sizes, drawn uniformly from the group's samples;
+      'proportional' (CoVeR): every step holds the sum of ALL batch sizes, every dataset in it, in proportion to
+        its size (sampling.ProportionalBatchSampler), images in the same step as videos.
     Otherwise each dataset has a loader of its own, batches (x, y).
     """
     if cfg.sampling not in ('mixed', 'proportional'):
         return {name: ((name,), make_loader(spec, 'train', cfg, rank, world)) for name, spec in specs.items()}
-    groups = {}  # sample shape -> [(name, dataset)]
-    for name, spec in specs.items():
+    groups, sizes = {}, []  # sample shape -> [(position in specs, name, dataset)]; every dataset's size
+    for k, (name, spec) in enumerate(specs.items()):
         dataset = _dataset(spec, 'train', cfg, rank)
-        groups.setdefault(spec['num_frames'] if dataset.is_video else 'image', []).append((name, dataset))
-    if cfg.sampling == 'proportional':
-        batch_sizes = split_batch(sum(spec['batch_size'] for spec in specs.values()),
-                                  [sum(len(d) for _, d in members) for members in groups.values()])
-    else:
-        batch_sizes = [sum(specs[name]['batch_size'] for name, _ in members) for members in groups.values()]
+        groups.setdefault(spec['num_frames'] if dataset.is_video else 'image', []).append((k, name, dataset))
+        sizes.append(len(dataset))
     loaders = {}
-    for members, batch_size in zip(groups.values(), batch_sizes):
-        names = tuple(name for name, _ in members)
-        mixed = MixedDataset(dataset for _, dataset in members)
-        loaders['+'.join(names)] = (names, _loader(mixed, batch_size, True, cfg, rank, world, ' + '.join(names)))
+    for members in groups.values():
+        names = tuple(name for _, name, _ in members)
+        mixed = MixedDataset(dataset for *_, dataset in members)
+        if cfg.sampling == 'proportional':
+            sampler = ProportionalBatchSampler(sizes, [k for k, *_ in members], mixed.offsets[:-1].tolist(),
+                                               sum(spec['batch_size'] for spec in specs.values()), rank, world,
+                                               cfg.seed, cfg.grad_accum)
+        else:
+            sampler = ShardedBatchSampler(len(mixed), sum(specs[name]['batch_size'] for name in names), rank, world,
+                                          cfg.seed, accum=cfg.grad_accum)
+        loaders['+'.join(names)] = (names, _loader(mixed, sampler, cfg, ' + '.join(names)))
     return loaders
 
 
 def sample_shares(loaders):
-    """{dataset: (its expected share of a round's samples, its share of all training samples)} for
-    make_train_loaders()'s loaders: what 'proportional' sampling makes equal (up to rounding)."""
-    total_batch = sum(loader.batch_sampler.batch_size for _, loader in loaders.values())
-    total_size = sum(len(loader.dataset) for _, loader in loaders.values())
-    shares = {}
-    for names, loader in loaders.values():
-        parts = loader.dataset.datasets if isinstance(loader.dataset, MixedDataset) else [loader.dataset]
-        for name, part in zip(names, parts):
-            shares[name] = (loader.batch_sampler.batch_size / total_batch * len(part) / len(loader.dataset),
-                            len(part) / total_size)
-    return shares
-
-
-def forever(loader, start=0):
-    """Batches without end, from batch number `start` of the whole sequence (epoch 0's first batch is 0); when
-    an epoch is exhausted, the sampler moves to the next one (a new shuffle). The sequence depends only on the
-    sampler's seed, so starting at `start` continues a run exactly where one that had taken `start` batches was."""
-    sampler = loader.batch_sampler
-    epoch, skip = divmod(start, len(sampler))
-    while True:
-        sampler.set_epoch(epoch, skip)
-        yield from loader
-        epoch, skip = epoch + 1, 0
-
-
-def _labelled(names, loader, start):
-    """forever(loader, start) as (names, x, y, ds) batches; a single dataset's samples all have ds = 0."""
-    for batch in forever(loader, start):
-        x, y, ds = batch if len(batch) == 3 else (*batch, torch.zeros_like(batch[1]))
-        yield names, x, y, ds
-
-
-def rounds(loaders, sampling='round_robin', seed=0, accum=1, start=0):
-    """
-    Training rounds without end, from round `start` on; train.py takes one round per iteration. A round is a
-    list of slots, a slot a list of `accum` consecutive batches (names, x, y, ds) of one loader (the
-    micro-batches of one optimizer step). loaders is make_train_loaders()'s {key: (names, loader)}: for every
-    sampling scheme one slot per loader, in order (IV-ViT's fixed order); what differs is what the loaders hold
-    (one dataset each, or groups of datasets with 'mixed' and 'proportional', see make_train_loaders).
-    Restarting at `start` continues exactly where a run that had taken `start` rounds was: each loader resumes
-    at the number of batches it had given by then. (seed is unused: the loaders' samplers carry their seeds.)
-    """
-    if sampling not in ('round_robin', 'proportional', 'mixed'):
-        raise ValueError(f"sampling must be 'round_robin', 'proportional' or 'mixed', got {sampling!r}")
-    keys = list(loaders)
-    streams = {key: _labelled(*loaders[key], start * accum) for key in keys}
-    while True:
-        yield [[next(streams[key]) for _ in range(accum)] for key in keys]
+    """{dataset: (its share of the samples of a step, its share of the training data)} with 'proportional'."""
+    samplers = [(names, loader.batch_sampler) for names, loader in loaders.values()]
+    return {name: sampler.shares()[k] for names, sampler in samplers for name, k in zip(names, sampler.members)}

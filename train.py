@@ -6,7 +6,7 @@ Co-train one transformer on several image and video datasets, one head per datas
     torchrun --standalone --nproc_per_node=2 train.py config/tinyimagenet_ucf101.py
 
 Every setting is a value in config.py; a config file and --key=value arguments override them in order.
-One iteration takes one round of batches (data.rounds): by default one batch of every dataset in a fixed order
+One iteration takes one round of batches (sampling.rounds): by default one batch of every dataset in a fixed order
 with an optimizer step after each (IV-ViT, arXiv:2308.10533, section 5.3); `sampling` and `update` switch to
 CoVeR's and MultiTrain's schemes, and losses.Objective composes the loss from the config's switches.
 Stopping and resuming: SIGTERM (what schedulers send before preemption) saves a checkpoint and exits; a run
@@ -30,6 +30,7 @@ import config
 import data
 import losses
 import mixup
+import sampling
 import smoke
 from eval import evaluate, print_results
 from model import build_model, configure_optimizer
@@ -90,8 +91,9 @@ val_loaders = {name: data.make_loader(spec, 'val', cfg, rank, world) for name, s
 classes = {name: loader.dataset.classes for name, loader in val_loaders.items()}
 if master:
     for key, (names, loader) in train_loaders.items():
-        print(f'{key}: {len(loader.dataset)} train samples, batches of {loader.batch_sampler.batch_size} x {world} '
-              f'rank(s) x {cfg.grad_accum} micro-batch(es)')
+        size = loader.batch_sampler.batch_size  # a mean with 'proportional', whose batches vary by a sample
+        print(f'{key}: {len(loader.dataset)} train samples, batches of {size:.4g} x {world} rank(s) x '
+              f'{cfg.grad_accum} micro-batch(es)')
     for name, loader in val_loaders.items():
         print(f'{name}: {len(classes[name])} classes, {len(loader.dataset)} val samples from {specs[name]["root"]}')
     if cfg.sampling == 'proportional':
@@ -306,9 +308,9 @@ def train_slot(slot, stepping, terms, s=0, batch_total=None):
 
 
 # ---- the training loop. A resumed run continues every loader's sample sequence where it stopped
-# (data.rounds), and the samples' randomness comes from their own seeds (data.py), so with the model,
+# (sampling.rounds), and the samples' randomness comes from their own seeds (data.py), so with the model,
 # objective, optimizer and RNG state restored it repeats the uninterrupted run exactly (on the CPU).
-batches = data.rounds(train_loaders, cfg.sampling, cfg.seed, cfg.grad_accum, start=iter_num)
+batches = sampling.rounds(train_loaders, iter_num, cfg.grad_accum)
 pbar = tqdm(total=cfg.max_iters, initial=iter_num, desc='train', disable=not master, dynamic_ncols=True)
 history, results, t0 = [], None, time.time()
 while True:
@@ -330,7 +332,7 @@ while True:
             if ddp:
                 dist.barrier(group=control)
             load_checkpoint()
-            batches = data.rounds(train_loaders, cfg.sampling, cfg.seed, cfg.grad_accum, start=iter_num)
+            batches = sampling.rounds(train_loaders, iter_num, cfg.grad_accum)
     if iter_num == cfg.max_iters:
         break
 

@@ -7,9 +7,11 @@
 #
 # As in the paper:
 # - a mini-batch of 128 (over all processes) in which "we sampled videos and images from all finetuning datasets.
-#   The sampling rate is proportional to the size of the datasets": every step takes one batch of clips (K400,
-#   SSv2, MiT mixed, each in proportion to its size) and one of images (sampling='proportional', data.py
-#   make_train_loaders), their sizes split by the datasets' sizes (start-up prints each dataset's share);
+#   The sampling rate is proportional to the size of the datasets": every process's batch of every step holds
+#   samples of all four datasets, at least one of each, the rest in proportion to their sizes, images in the same
+#   step as clips (sampling='proportional': sampling.ProportionalBatchSampler; the counts vary by about a sample
+#   from step to step so that each dataset's share of all samples seen is its share of the data; start-up prints
+#   the shares);
 # - the weighted sum of the per-dataset losses with w_image = 0.5, w_video = 1 (Table 6's headline row), each
 #   dataset's loss its share of the step's mean loss (losses.Objective);
 # - SGD with momentum 0.9, 20 epochs, lr 5e-3 dropped to 5e-4 and 5e-5 at epochs 11 and 15;
@@ -35,8 +37,9 @@ if 128 % (4 * _world):
                      f"16 or 32 processes, not {_world}")
 out_dir = 'out/cover_k400_ssv2_mit_imagenet'
 # With sampling='proportional' only the SUM of the batch sizes counts: 128 / world per process, split between the
-# clips and the images by the datasets' sizes (data.split_batch: 8 clips + 8 images per process on 8 GPUs, as
-# the clips hold 1.2M of the 2.48M samples); each batch_size here is a quarter of it.
+# datasets by their sizes (on 8 GPUs, 16 per process: on average 1.5 K400 + 1.1 SSv2 + 5.1 MiT + 8.3 ImageNet,
+# 1-2, 1-2, 4-6 and 7-9 in a step);
+# each batch_size here is a quarter of it.
 _batch = 128 // 4 // _world
 _video = dict(num_frames=16, sampler='segments', batch_size=_batch)
 datasets = {

@@ -18,6 +18,7 @@ import config
 import data
 import decode
 import readers
+import sampling
 import synthetic
 
 REAL_TINY = Path(__file__).parent.parent.parent / 'shared' / 'data' / 'tiny-imagenet-200-mini'
@@ -405,8 +406,8 @@ def test_train_flip_off_never_flips(tiny_root):
 
 
 def test_sharded_sampler_two_ranks_equal_one():
-    one = data.ShardedBatchSampler(23, 6, rank=0, world=1, seed=7)
-    ranks = [data.ShardedBatchSampler(23, 3, rank=r, world=2, seed=7) for r in (0, 1)]
+    one = sampling.ShardedBatchSampler(23, 6, rank=0, world=1, seed=7)
+    ranks = [sampling.ShardedBatchSampler(23, 3, rank=r, world=2, seed=7) for r in (0, 1)]
     firsts = []
     for epoch in (0, 1):
         for s in [one] + ranks:
@@ -420,7 +421,7 @@ def test_sharded_sampler_two_ranks_equal_one():
 
 
 def test_sharded_sampler_eval_shards_cover_split():
-    samplers = [data.ShardedBatchSampler(11, 4, r, 3, shuffle=False, drop_last=False) for r in range(3)]
+    samplers = [sampling.ShardedBatchSampler(11, 4, r, 3, shuffle=False, drop_last=False) for r in range(3)]
     shards = [[i for batch in sampler for i, _ in batch] for sampler in samplers]
     assert [len(s) for s in samplers] == [1, 1, 1]
     assert sorted(sum(shards, [])) == list(range(11))
@@ -435,9 +436,9 @@ def test_loader_workers_do_not_change_samples(ucf_root):
 
 
 def test_forever(tiny_root):
-    """(Sampling across datasets, data.rounds, is tested in test_sampling.py.)"""
+    """(Sampling across datasets, sampling.rounds, is tested in test_sampling.py.)"""
     tiny = data.make_loader(tiny_spec(tiny_root, batch_size=8), 'train', make_cfg())  # 24 images: 3 batches an epoch
-    stream = data.forever(tiny)
+    stream = sampling.forever(tiny)
     batches = [next(stream)[0] for _ in range(4)]
     assert tiny.batch_sampler.epoch == 1 and not torch.equal(batches[0], batches[3])
 
@@ -466,10 +467,10 @@ def test_forever_from_a_start_continues_the_same_sequence():
             return index, str(seed)  # the seed is an unsigned 64-bit int: too large for a torch tensor
 
     def loader():
-        return torch.utils.data.DataLoader(Indices(), batch_sampler=data.ShardedBatchSampler(10, 3, seed=5))
+        return torch.utils.data.DataLoader(Indices(), batch_sampler=sampling.ShardedBatchSampler(10, 3, seed=5))
 
     def batches(start, n):
-        return [(i.tolist(), seeds) for (i, seeds), _ in zip(data.forever(loader(), start), range(n))]
+        return [(i.tolist(), seeds) for (i, seeds), _ in zip(sampling.forever(loader(), start), range(n))]
 
     unbroken = batches(0, 9)                                                    # 3 batches an epoch, 3 epochs
     assert unbroken[0] != unbroken[3]                                           # a new shuffle each epoch

@@ -101,12 +101,9 @@ def test_two_processes_equal_one_with_the_global_batch(three, tmp_path, objectiv
     one, two = tmp_path / 'one', tmp_path / 'two'
     big, small = settings(three, 2, **EXACT, **objective), settings(three, 1, **EXACT, **objective)
     if objective.get('sampling') == 'proportional':
-        # CoVeR's batches split each rank's batch over the sample shapes by the datasets' sizes (64 images, 44
-        # clips), rounded per rank: 27 per rank is 16 images + 11 clips exactly, 54 is 32 + 22, so both runs take
-        # the same global batches (with 8 per rank, 5 + 3 twice would not be 9 + 7 once)
-        for sets, per_rank in ((big['datasets'], 2), (small['datasets'], 1)):
-            for spec in sets.values():
-                spec['batch_size'] = 9 * per_rank
+        # CoVeR's counts are apportioned per rank and micro-batch (sampling.ProportionalBatchSampler): 2 ranks take
+        # the samples of 1 rank with 2 micro-batches of the same size, not those of 1 rank with twice the batch
+        big = settings(three, 1, grad_accum=2, **EXACT, **objective)
     run('train.py', str(write_config(tmp_path / 'one.py', three, one, **big)))
     torchrun('train.py', str(write_config(tmp_path / 'two.py', three, two, **small)))
     a, b = params(one), params(two)

@@ -1,7 +1,9 @@
-"""Sampling across datasets (data.rounds, MixedDataset, make_train_loaders) and the accumulation-aware sampler."""
+"""Sampling across datasets (sampling.rounds, CoVeR's ProportionalBatchSampler, data.MixedDataset and
+make_train_loaders) and the accumulation-aware sampler."""
 
 import types
 from collections import Counter
+from fractions import Fraction
 
 import pytest
 import torch
@@ -9,6 +11,7 @@ from torch.utils.data import DataLoader, Dataset
 
 import config
 import data
+import sampling
 import synthetic
 
 
@@ -28,7 +31,7 @@ class Numbers(Dataset):
 
 
 def loader(dataset, batch_size, seed=0, rank=0, world=1, accum=1):
-    sampler = data.ShardedBatchSampler(len(dataset), batch_size, rank, world, seed, accum=accum)
+    sampler = sampling.ShardedBatchSampler(len(dataset), batch_size, rank, world, seed, accum=accum)
     return DataLoader(dataset, batch_sampler=sampler)
 
 
@@ -46,7 +49,7 @@ def flat(rounds, n):
 
 
 def test_round_robin_takes_every_dataset_in_order():
-    first = next(data.rounds(loaders(), 'round_robin', accum=2))
+    first = next(sampling.rounds(loaders(), accum=2))
     assert [[names for names, *_ in slot] for slot in first] == [[('a',)] * 2, [('b',)] * 2, [('c',)] * 2]
     for slot, offset in zip(first, (0, 1000, 2000)):
         values = [v for _, x, _, ds in slot for v in x.tolist()]
@@ -62,49 +65,92 @@ class Fake(Numbers):
         self.is_video = is_video
 
 
-def test_proportional_shares_of_the_samples_seen_follow_the_sizes_of_the_data(monkeypatch):
-    """CoVeR (arXiv:2112.07175, 4.1): every step holds images and videos, each dataset's share of the samples seen
-    is its share of the data, whatever its batch_size. CoVeR's four datasets at 1/1000 of their sizes (K400 240k,
-    SSv2 168k, MiT 791k, ImageNet 1.28M), unequal batch sizes (2, 3, 5, 6: 16 per step, CoVeR's 128 on 8 GPUs),
-    and a second clip length (a 24-frame dataset) so that three sample shapes share the step. Counted over 1,000
-    steps: the shares seen are within 2 points of the shares of the data, and every step sees every shape."""
-    sizes = dict(k400=240, ssv2=168, mit=791, imagenet=1281, long=300)
+def cover_loaders(monkeypatch, rank=0, world=1, accum=1):
+    """CoVeR's four datasets at 1/1000 of their sizes (K400 240k, SSv2 169k, MiT 727k, ImageNet 1.28M) and a second
+    clip length (a 24-frame dataset), so that three sample shapes share a step, with unequal batch sizes (2, 3, 5,
+    6, 1: 17 per step and rank, about CoVeR's 128 on 8 GPUs) and no decoding."""
+    sizes = dict(k400=240, ssv2=169, mit=727, imagenet=1281, long=300)
     batch = dict(k400=2, ssv2=3, mit=5, imagenet=6, long=1)
     frames = dict(k400=16, ssv2=16, mit=16, imagenet=16, long=24)
     fakes = {name: Fake(n, 10_000 * k, name != 'imagenet') for k, (name, n) in enumerate(sizes.items())}
     monkeypatch.setattr(data, '_dataset', lambda spec, split, cfg, rank=0, train=None: fakes[spec['root']])
     specs = {name: dict(root=name, batch_size=batch[name], num_frames=frames[name]) for name in sizes}
-    cfg = types.SimpleNamespace(sampling='proportional', grad_accum=1, seed=0, num_workers=0, device='cpu')
-    loaders = data.make_train_loaders(specs, cfg)
+    cfg = types.SimpleNamespace(sampling='proportional', grad_accum=accum, seed=0, num_workers=0, device='cpu')
+    return sizes, data.make_train_loaders(specs, cfg, rank, world)
+
+
+def steps(loaders, n, start=0, accum=1):
+    """The samples of n steps from `start`, [[sample values of each micro-batch, every shape]]; a sample's value
+    is 10,000 x its dataset's number + its index."""
+    out = []
+    for _, round_ in zip(range(n), sampling.rounds(loaders, start, accum)):
+        out.append([sum((slot[m][1].long().tolist() for slot in round_), []) for m in range(accum)])
+    return out
+
+
+def test_proportional_every_step_holds_every_dataset_in_proportion_to_its_size(monkeypatch):
+    """CoVeR (arXiv:2112.07175, 4.1): every step holds images and videos of every dataset, and each dataset's share
+    of the samples seen is its share of the data, whatever its batch_size. Counted over 1,000 steps."""
+    sizes, loaders = cover_loaders(monkeypatch)
     assert [names for names, _ in loaders.values()] == [('k400', 'ssv2', 'mit'), ('imagenet',), ('long',)]
-    assert [loader.batch_sampler.batch_size for _, loader in loaders.values()] == [7, 8, 2]  # 7.33, 7.83, 1.83 of 17
-    seen = Counter()
-    for _, round_ in zip(range(1000), data.rounds(loaders, 'proportional')):
-        assert len(round_) == 3  # one batch of each shape in every step: images with the videos
-        for (names, x, y, ds), in round_:
-            seen.update((x // 10_000).long().tolist())  # the dataset each sample came from
-    total = sum(seen.values())
-    assert total == 17 * 1000
+    seen, data_share = Counter(), [n / sum(sizes.values()) for n in sizes.values()]
+    for (step,) in steps(loaders, 1000):
+        counts = Counter(value // 10_000 for value in step)
+        assert len(step) == 17 and set(counts) == set(range(5))  # every dataset in every step
+        seen.update(counts)
     for k, name in enumerate(sizes):
-        assert seen[k] / total == pytest.approx(sizes[name] / sum(sizes.values()), abs=0.02), name
+        assert seen[k] / 17_000 == pytest.approx(data_share[k], abs=0.02), name
+        # in fact within two samples of 17,000 x its share (Webster's counts lag or lead by 1.19 at most here)
+        assert abs(seen[k] - 17_000 * data_share[k]) < 2, name
     expected = data.sample_shares(loaders)  # what train.py prints at start-up
-    for k, name in enumerate(sizes):
-        assert seen[k] / total == pytest.approx(expected[name][0], abs=0.01), name
+    for name, share in zip(sizes, data_share):
+        assert expected[name] == pytest.approx((share, share)), name
 
 
-def test_split_batch_is_largest_remainder_with_at_least_one_each():
-    assert data.split_batch(16, [1200, 1281]) == [8, 8]
-    assert data.split_batch(10, [1, 1, 8]) == [1, 1, 8]
-    assert data.split_batch(4, [1, 1000, 1000]) == [1, 2, 1]  # the tiny group keeps one sample
-    assert data.split_batch(27, [64, 44]) == [16, 11] and data.split_batch(54, [64, 44]) == [32, 22]
-    with pytest.raises(ValueError, match='cannot hold'):
-        data.split_batch(2, [1, 1, 1])
+def test_proportional_a_dataset_too_small_for_one_sample_a_step_still_has_one():
+    sampler = sampling.ProportionalBatchSampler([5, 1000, 3000], [0, 1, 2], [0, 5, 1005], batch_total=8)
+    shares = sampler.shares()
+    assert shares[0] == (1 / 8, 5 / 4005)  # over-served by its one sample, the others share the 7 left
+    assert shares[1][0] == pytest.approx(7 / 8 * 1000 / 4000, abs=0.02) and sum(s for s, _ in shares) == 1
+    assert all(sampler.counts(step)[0][0] == 1 for step in range(100))
+    with pytest.raises(ValueError, match='cannot hold one'):
+        sampling.ProportionalBatchSampler([5, 1000, 3000], [0], [0], batch_total=2)
 
 
-@pytest.mark.parametrize('sampling', ['round_robin', 'proportional', 'mixed'])
-def test_rounds_from_a_start_continue_the_same_sequence(sampling):
-    whole = flat(data.rounds(loaders(), sampling, seed=1, accum=2), 40)  # past the end of epochs of 'a', 'c'
-    assert flat(data.rounds(loaders(), sampling, seed=1, accum=2, start=25), 15) == whole[25:]
+def test_proportional_two_ranks_take_the_samples_of_one_with_two_micro_batches(monkeypatch):
+    """Each micro-batch of each rank (a chunk) has its step's counts; 2 ranks x 1 micro-batch and 1 rank x 2
+    micro-batches cut the same chunks from the same shuffled streams, and no sample repeats within a pass."""
+    _, one = cover_loaders(monkeypatch, accum=2)
+    ranks = [cover_loaders(monkeypatch, rank=r, world=2)[1] for r in (0, 1)]
+    accumulated = steps(one, 30, accum=2)
+    assert [[a, b] for (a,), (b,) in zip(steps(ranks[0], 30), steps(ranks[1], 30))] == accumulated
+    k400 = [v for step in accumulated for chunk in step for v in chunk if v < 10_000]
+    assert len(k400) == len(set(k400)) == round(30 * 2 * 17 * 240 / 2717)  # 30 steps: less than one pass
+
+
+def test_proportional_rounds_from_a_start_continue_the_same_sequence(monkeypatch):
+    """Past the end of the sampler's nominal epoch (5 steps of 2 x 17) and of the K400 stream's first pass."""
+    whole = steps(cover_loaders(monkeypatch, accum=2)[1], 100, accum=2)
+    for start in (1, 5, 77):
+        assert steps(cover_loaders(monkeypatch, accum=2)[1], 100 - start, start=start, accum=2) == whole[start:]
+
+
+def test_apportion_is_webster_one_sample_at_a_time():
+    """apportion(total) in one go equals handing out `total` samples one by one, each to the largest
+    weight / (count + 1/2), ties to the first; so it never takes a sample back as total grows."""
+    def one_by_one(total, weights):
+        out = [0] * len(weights)
+        for _ in range(total):
+            out[max(range(len(out)), key=lambda g: (Fraction(2 * weights[g], 2 * out[g] + 1), -g))] += 1
+        return out
+    for weights in ([1, 1], [3, 1, 1], [0, 5, 5, 2], [240, 169, 727, 1281], [7, 7, 7, 7, 1], [1, 1000, 3000]):
+        for total in range(40):
+            assert sampling.apportion(total, weights) == one_by_one(total, weights), (weights, total)
+
+
+def test_rounds_from_a_start_continue_the_same_sequence():
+    whole = flat(sampling.rounds(loaders(), 0, 2), 40)  # past the end of epochs of 'a', 'c'
+    assert flat(sampling.rounds(loaders(), 25, 2), 15) == whole[25:]
 
 
 def test_unknown_sampling_is_an_error():
@@ -134,7 +180,7 @@ def test_make_train_loaders_groups_same_shape_datasets_when_mixed(tmp_path):
     assert list(loaders) == ['p+q']
     names, mixed = loaders['p+q']
     assert names == ('p', 'q') and len(mixed.dataset) == 24 and mixed.batch_sampler.batch_size == 5
-    _, x, y, ds = next(data.rounds(loaders, 'mixed'))[0][0]
+    _, x, y, ds = next(sampling.rounds(loaders))[0][0]
     assert x.shape == (5, 3, 16, 16) and set(ds.tolist()) <= {0, 1}
     cfg.sampling = 'round_robin'
     assert {k: v[0] for k, v in data.make_train_loaders(specs, cfg).items()} == {'p': ('p',), 'q': ('q',)}
@@ -144,7 +190,7 @@ def test_accumulated_micro_batches_split_the_same_global_batches():
     """accum micro-batches of b on each of W ranks = one batch of accum * b * W, epoch after epoch (n = 50 is
     not a multiple of either): the ragged end is dropped in whole optimizer steps."""
     def steps(b, world, accum, epochs=3):
-        samplers = [data.ShardedBatchSampler(50, b, r, world, seed=9, accum=accum) for r in range(world)]
+        samplers = [sampling.ShardedBatchSampler(50, b, r, world, seed=9, accum=accum) for r in range(world)]
         out = []
         for epoch in range(epochs):
             per_rank = []
