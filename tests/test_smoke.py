@@ -6,7 +6,6 @@ set-up whose roots are missing stops at once with one message that says what to 
 import os
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -35,23 +34,12 @@ def real_roots(args):
     return [Path(REPO, spec['root']) for spec in config.load([str(REPO / a) for a in args]).datasets.values()]
 
 
-@pytest.fixture(scope='module')
-def smokes():
-    """Every config's smoke run, started at once two at a time (the two cores of the machines the suite is sized
-    for; each run is single-threaded): {path: (which of its real roots existed before, future of its
-    CompletedProcess)}. Each test waits for its own."""
-    existed = {path: {root: root.exists() for root in real_roots(command(path))} for path in CONFIGS}
-    pool = ThreadPoolExecutor(max_workers=2)
-    yield {path: (existed[path], pool.submit(smoke, command(path))) for path in CONFIGS}
-    pool.shutdown(wait=True, cancel_futures=True)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize('path', CONFIGS)
-def test_every_setup_runs_end_to_end_in_smoke_mode(smokes, path):
+def test_every_setup_runs_end_to_end_in_smoke_mode(path):
     args = command(path)
-    existed, future = smokes[path]
-    proc = future.result()
+    existed = {root: root.exists() for root in real_roots(args)}
+    proc = smoke(args)
     assert proc.returncode == 0, f'{args} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}'
     out = proc.stdout
     assert 'smoke run in ' in out and 'max_iters: ' in out            # what it shrank, one line per setting
