@@ -96,8 +96,9 @@ class ProportionalBatchSampler(Sampler):
     (a chunk) holds `batch_total` samples of all the run's datasets: at least one of each, the rest spread in
     proportion to size, so that over the steps each dataset's share of the samples seen is its share of the data
     (exactly in the long run; a dataset too small for one sample per step is over-served by its one sample).
-    A step's counts come from apportion() of the cumulative total, so they differ by at most one sample from
-    step to step; every chunk of a step (every rank, every micro-batch) has the same counts, and this sampler
+    A step's counts come from apportion() of the running total, so each stays within about a sample of its share
+    of the step (on CoVeR's 16 a rank: 7-9 ImageNet images); every chunk of a step (every rank, every
+    micro-batch) has the same counts, and this sampler
     yields this shape's part of it: its batches' sizes vary. Each dataset is read in its own shuffled order,
     epoch after epoch, chunk j = micro-batch * world + rank of a step taking the next counts[k] samples of it.
     A batch depends only on its number: set_epoch(e, start) starts at batch e * len(self) + start. So 2 ranks
