@@ -1,7 +1,7 @@
 """
 Each paper's central claim, tested on synthetic data we control, with several seeds, in one table.
 
-    python claims.py                    # the full run: every claim, 3 seeds (about 25 min on 2 idle CPU cores)
+    python claims.py                    # the full run: every claim, 3 seeds (about 20 min on 2 idle CPU cores)
     python claims.py --quick            # 2 seeds and a fifth of the steps: a smoke test, minutes
     python claims.py --only cover       # one claim: tokenshift, cover, ivvit, projection, informative
 
