@@ -255,8 +255,8 @@ def _dataset(spec, split, cfg, rank=0, train=None):
                                                     spec, cfg)
 
 
-def _loader(dataset, sampler, cfg, where):
-    if len(sampler) == 0:
+def _loader(dataset, sampler, cfg, where, train=True):
+    if train and len(sampler) == 0:  # an evaluation shard may be empty (fewer samples than ranks)
         raise ValueError(f"{where}: {len(dataset)} training samples cannot fill one global batch of "
                          f"{sampler.batch_size} x {sampler.world} ranks x {cfg.grad_accum} micro-batches")
     return DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.num_workers,
@@ -274,7 +274,7 @@ def make_loader(spec, split, cfg, rank=0, world=1, train=None):
     dataset = _dataset(spec, split, cfg, rank, train)
     sampler = ShardedBatchSampler(len(dataset), spec['batch_size'], rank, world, cfg.seed, shuffle=train,
                                   drop_last=train, accum=cfg.grad_accum if train else 1)
-    return _loader(dataset, sampler, cfg, spec['root'])
+    return _loader(dataset, sampler, cfg, spec['root'], train)
 
 
 def make_train_loaders(specs, cfg, rank=0, world=1):

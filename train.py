@@ -266,29 +266,27 @@ def add_terms(terms, loss, dataset_losses, regularisers, n=1):
         terms[key] = terms.get(key, 0) + value.detach() / n
 
 
-def mixed(it, s, m, names, x, y, ds):
-    """(names, x, y, ds, mix) of micro-batch m of slot s of iteration it: with mixup_alpha or cutmix_alpha, x mixed
-    within each dataset (mixup.py) and mix = (partner labels, lam); else x unchanged and mix None. The draws depend
-    on (seed, it, s, m, rank) only, so a resumed run mixes as the uninterrupted one."""
+def mixed(it, s, m, x, y, ds):
+    """(x, mix) of micro-batch m of slot s of iteration it: with mixup_alpha or cutmix_alpha, x mixed within each
+    dataset (mixup.py) and mix = (partner labels, lam); else x unchanged and mix None. The draws depend on
+    (seed, it, s, m, rank) only, so a resumed run mixes as the uninterrupted one."""
     if cfg.mixup_alpha <= 0 and cfg.cutmix_alpha <= 0:
-        return names, x, y, ds, None
-    rng = np.random.default_rng([cfg.seed, it, s, m, rank])
-    x, mix = mixup.mix(x, y, ds, cfg.mixup_alpha, cfg.cutmix_alpha, rng)
-    return names, x, y, ds, mix
+        return x, None
+    return mixup.mix(x, y, ds, cfg.mixup_alpha, cfg.cutmix_alpha, np.random.default_rng([cfg.seed, it, s, m, rank]))
 
 
 def train_slot(slot, stepping, terms, s=0, batch_total=None):
     """One slot of a round (slot s of iteration iter_num): the forward and backward passes of its micro-batches
     (grad_accum batches of one loader), whose mean gradient adds to the gradients held, then an optimizer step if
     stepping. Adds the slot's loss terms to terms. batch_total: see losses.Objective (None: each batch's size)."""
-    slot = [mixed(iter_num, s, m, names, *(t.to(device, non_blocking=True) for t in (x, y, ds)))
-            for m, (names, x, y, ds) in enumerate(slot)]
+    slot = [(names, *(t.to(device, non_blocking=True) for t in (x, y, ds))) for names, x, y, ds in slot]
+    slot = [(names, *mixed(iter_num, s, m, x, y, ds), y, ds) for m, (names, x, y, ds) in enumerate(slot)]
     cached = None
     if len(slot) > 1 and objective.expander is not None:  # the informative loss of the whole accumulated batch
         cached = objective.informative_gradients(model.features, [x for _, x, *_ in slot], autocast)
         z_grads, states, regularisers, total = cached
         add_terms(terms, total, {}, regularisers)
-    for m, (names, x, y, ds, mix) in enumerate(slot):
+    for m, (names, x, mix, y, ds) in enumerate(slot):
         if ddp:  # average gradients over ranks only in the backward pass right before a step
             step.require_backward_grad_sync = stepping and m == len(slot) - 1
         if cached:  # the dropout of the first pass; z_grad * len(slot) undoes the division below

@@ -428,6 +428,16 @@ def test_sharded_sampler_eval_shards_cover_split():
     assert shards[1] == [1, 4, 7, 10]
 
 
+def test_an_empty_evaluation_shard_is_no_error():
+    """A split with fewer samples than ranks leaves a rank nothing to evaluate: its loader is empty, not an error
+    (only a training loader that cannot fill one global batch is)."""
+    cfg = make_cfg()
+    empty = sampling.ShardedBatchSampler(1, 4, rank=1, world=2, shuffle=False, drop_last=False)
+    assert list(data._loader([0], empty, cfg, 'val', train=False)) == []
+    with pytest.raises(ValueError, match='cannot fill one global batch'):
+        data._loader([0], sampling.ShardedBatchSampler(1, 4, rank=1, world=2), cfg, 'train')
+
+
 def test_loader_workers_do_not_change_samples(ucf_root):
     spec = ucf_spec(ucf_root)
     x0, y0 = next(iter(data.make_loader(spec, 'train', make_cfg(num_workers=0))))
