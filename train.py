@@ -49,14 +49,19 @@ if not cfg.smoke and (missing := smoke.missing_roots_message(cfg, sys.argv[1:]))
 # ---- processes and devices: one process per GPU under torchrun, or a single process
 ddp = 'RANK' in os.environ
 if ddp:
+    # torch.distributed.nn's functions take group=group.WORLD as a default argument, evaluated when the module is
+    # imported (DDP imports it through torch._dynamo): imported after init_process_group, they would hold the
+    # default group for good, and leave_process_groups() below could not end it
+    import torch.distributed.nn  # noqa: F401
     on_gpu = torch.cuda.is_available() and cfg.device != 'cpu'
     dist.init_process_group('nccl' if on_gpu else 'gloo')
     rank, world = dist.get_rank(), dist.get_world_size()
     device = f"cuda:{os.environ['LOCAL_RANK']}" if on_gpu else 'cpu'
     if on_gpu:
         torch.cuda.set_device(device)
-    # a CPU group for the small control messages (stop requests, bad-loss flags): no GPU synchronisation
-    control = dist.new_group(backend='gloo') if on_gpu else dist.group.WORLD
+    # a CPU group for the small control messages (stop requests, bad-loss flags): no GPU synchronisation;
+    # None is the default group, which is a CPU one already
+    control = dist.new_group(backend='gloo') if on_gpu else None
 else:
     rank, world = 0, 1
     device = config.resolve_device(cfg.device)
@@ -221,6 +226,17 @@ def save_checkpoint(results):
             os.remove(os.path.join(cfg.out_dir, old))
 
 
+def leave_process_groups():
+    """Destroy the process groups, and drop the two references to them that train.py holds (the DDP wrapper and
+    the control group), so that the groups end now and gloo's worker threads are joined while Python is alive.
+    A worker lets go of a collective's tensors just after the result is ready, which needs the GIL; one still
+    doing so when the interpreter shuts down is ended by Python inside a C++ destructor, and the process aborts
+    (SIGABRT, "terminate called without an active exception") after a run that went well."""
+    global step, control
+    step, control = step.module if isinstance(step, DDP) else step, None
+    dist.destroy_process_group()
+
+
 def agree(flag):
     """True on every rank if flag is True on any rank: all ranks stop at the same iteration."""
     if not ddp:
@@ -242,7 +258,7 @@ def check_finite(history):
                               if not ok)
             print(f'rank {rank}: the loss became non-finite at iteration {it}: {terms}', file=sys.stderr)
         if ddp:
-            dist.destroy_process_group()
+            leave_process_groups()
         sys.exit(f'stopped at iteration {iter_num} on a non-finite loss; {ckpt_path} was not overwritten '
                  f'(it holds the last good evaluation); lower lr, or check the data, then resume from it')
     history.clear()
@@ -373,6 +389,6 @@ pbar.close()
 if master and results is not None and iter_num == cfg.max_iters:
     print_results(results)
 if ddp:
-    dist.destroy_process_group()
+    leave_process_groups()
 if cfg.smoke and master and iter_num == cfg.max_iters:
     smoke.finish(cfg, smoke_folder)

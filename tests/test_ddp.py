@@ -213,6 +213,23 @@ def test_torchrun_exits_with_an_error_when_a_process_dies(three, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith('linux'), reason='finds threads by name in /proc/self/task')
+def test_no_gloo_thread_outlives_train_py(three, tmp_path):
+    """A run could succeed and its process still abort at exit (SIGABRT, "terminate called without an active
+    exception"; 2 of 25 smokes under load): a gloo worker, still letting go of the last collective's tensors,
+    asked for the GIL while Python shut down. The groups lived on because train.py held references to them (the
+    DDP wrapper, the control group). Now train.py drops those and destroys the groups, which joins the threads.
+    Deterministic: each rank runs train.py in-process and lists gloo's threads afterwards."""
+    cfg = write_config(tmp_path / 'cfg.py', three, tmp_path / 'run', **settings(three, 1, max_iters=2, eval_interval=2))
+    proc = run('-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2', 'tests/gloo_threads_after_train.py',
+               str(cfg))
+    lines = [line for line in proc.stdout.splitlines() if 'after init_process_group' in line]
+    assert len(lines) == 2 and all(line.endswith('after train.py []') for line in lines), proc.stdout[-3000:]
+    if all('after init_process_group []' in line for line in lines):
+        pytest.skip(f'torch {torch.__version__} does not name gloo\'s threads: nothing was checked')
+
+
+@pytest.mark.slow
 def test_mixed_precision_with_both_update_schemes_ddp_and_accumulation(three, tmp_path):
     """Autocast on the CPU stands in for the GPU's: bf16 with per-round updates and fp16 (loss scaling) with
     per-dataset updates, each on 2 processes with 2 micro-batches. A bf16 run on 2 processes ends closer to the

@@ -1,0 +1,40 @@
+"""Run train.py in this process (under torchrun), then fail if a gloo worker thread outlived it.
+
+A gloo worker thread lets go of a collective's tensors a moment after the result is ready, and letting go of a
+tensor that Python knows needs the GIL; a thread that asks for the GIL while Python shuts down is ended inside a
+C++ destructor, which aborts the process (SIGABRT). So train.py must leave torch.distributed with no reference
+to its process group, whose destructor then joins those threads while Python is still alive. Linux only: the
+threads are found by name in /proc/self/task.
+
+    torchrun --standalone --nproc_per_node=2 tests/gloo_threads_after_train.py CONFIG [--key=value ...]
+"""
+
+import os
+import runpy
+import sys
+
+import torch.distributed as dist
+
+
+def gloo_threads():
+    names = (open(f'/proc/self/task/{t}/comm').read().strip() for t in os.listdir('/proc/self/task'))
+    return sorted(name for name in names if 'gloo' in name)
+
+
+seen = []
+init_process_group = dist.init_process_group
+
+
+def init_and_look(*args, **kwargs):  # the threads just after they start: proof that this torch names them
+    init_process_group(*args, **kwargs)
+    seen.extend(gloo_threads())
+
+
+dist.init_process_group = init_and_look
+repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, repo)
+sys.argv = [os.path.join(repo, 'train.py'), *sys.argv[1:]]
+runpy.run_path(sys.argv[0], run_name='__main__')
+left = gloo_threads()
+print(f'rank {os.environ["RANK"]}: gloo threads after init_process_group {seen}, after train.py {left}')
+sys.exit(1 if left else 0)
