@@ -1,14 +1,15 @@
-"""Run train.py in this process (under torchrun), then fail if a gloo worker thread outlived it.
+"""Run train.py in this process (under torchrun), then list the gloo worker threads that outlived it.
 
-A gloo worker thread lets go of a collective's tensors a moment after the result is ready, and letting go of a
-tensor that Python knows needs the GIL; a thread that asks for the GIL while Python shuts down is ended inside a
-C++ destructor, which aborts the process (SIGABRT). So train.py must leave torch.distributed with no reference
-to its process group, whose destructor then joins those threads while Python is still alive. Linux only: the
-threads are found by name in /proc/self/task.
+A gloo worker lets go of a collective's tensors a moment after the result is ready, and letting go of a tensor
+that Python knows needs the GIL; a thread that asks for the GIL while Python shuts down is ended inside a C++
+destructor, which aborts the process (SIGABRT). So train.py must leave torch.distributed with no reference to
+its process groups, whose destructors then join those threads while Python is still alive. Linux only: the
+threads are found by name in /proc/self/task. Each rank writes the names it found to $GLOO_THREADS_DIR/rankR.json.
 
-    torchrun --standalone --nproc_per_node=2 tests/gloo_threads_after_train.py CONFIG [--key=value ...]
+    GLOO_THREADS_DIR=DIR torchrun --standalone --nproc_per_node=2 tests/gloo_threads_after_train.py CONFIG
 """
 
+import json
 import os
 import runpy
 import sys
@@ -36,5 +37,5 @@ sys.path.insert(0, repo)
 sys.argv = [os.path.join(repo, 'train.py'), *sys.argv[1:]]
 runpy.run_path(sys.argv[0], run_name='__main__')
 left = gloo_threads()
-print(f'rank {os.environ["RANK"]}: gloo threads after init_process_group {seen}, after train.py {left}')
-sys.exit(1 if left else 0)
+with open(os.path.join(os.environ['GLOO_THREADS_DIR'], f'rank{os.environ["RANK"]}.json'), 'w') as f:
+    json.dump(dict(after_init=seen, after_train=left), f)  # a file each: the ranks' prints would interleave
