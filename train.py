@@ -233,7 +233,7 @@ def leave_process_groups():
     doing so when the interpreter shuts down is ended by Python inside a C++ destructor, and the process aborts
     (SIGABRT, "terminate called without an active exception") after a run that went well."""
     global step, control
-    step, control = step.module if isinstance(step, DDP) else step, None
+    step, control = step.module, None  # called under torchrun only, where step is the DDP wrapper
     dist.destroy_process_group()
 
 

@@ -1,9 +1,6 @@
 """Run train.py in this process (under torchrun), then list the gloo worker threads that outlived it.
 
-A gloo worker lets go of a collective's tensors a moment after the result is ready, and letting go of a tensor
-that Python knows needs the GIL; a thread that asks for the GIL while Python shuts down is ended inside a C++
-destructor, which aborts the process (SIGABRT). So train.py must leave torch.distributed with no reference to
-its process groups, whose destructors then join those threads while Python is still alive. Linux only: the
+A thread left running can abort the process as Python exits (see train.leave_process_groups). Linux only: the
 threads are found by name in /proc/self/task. Each rank writes the names it found to $GLOO_THREADS_DIR/rankR.json.
 
     GLOO_THREADS_DIR=DIR torchrun --standalone --nproc_per_node=2 tests/gloo_threads_after_train.py CONFIG
