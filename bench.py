@@ -26,7 +26,8 @@ Decode: milliseconds for one process to read a clip at a random start, an IV-ViT
 frame every 12 frames, an MP3 track). The contenders: decode.read_clips (see decode.py), torchcodec when installed
 (the PyTorch project's decoder, an optional import: it needs FFmpeg's shared libraries from the system; its fast
 seek mode, one FFmpeg thread like ours), decoding from the start to the clip's last frame, and decoding the whole
-video. Every file is opened anew for every clip, as a dataset does. The frames of every clip are checked equal
+video. Every file is opened anew for every clip, as a dataset does, and torch runs one thread, as in a data-loader
+worker (torchcodec would otherwise spread its copies over both cores). The frames of every clip are checked equal
 across all.
 
 In every benchmark the contenders alternate step by step, so that a machine that slows down mid-run slows all
@@ -354,14 +355,14 @@ if __name__ == '__main__':
     parser.add_argument('--num_heads', type=int, default=12)
     parser.add_argument('--batch', type=int, default=None, help='default 2 (8 with --objective: 2 per dataset)')
     parser.add_argument('--steps', type=int, default=None, help='timed steps per contender after 2 warm-up steps '
-                        '(default 10; 3 for mvit; 30 clips for --decode)')
+                        '(default 10; 3 for mvit; 100 clips for --decode)')
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--dtype', default='float32', choices=['float32', 'bfloat16'], help='autocast dtype on GPU')
     parser.add_argument('--peak_of', default=None, help=argparse.SUPPRESS)  # set by peak_in_child
     parser.add_argument('--peak_tflops', type=float, default=989.0, help='GPU peak for the MFU (bf16 dense)')
     args = parser.parse_args()
     args.batch = args.batch or (8 if args.objective else 2)
-    args.steps = args.steps or (30 if args.decode else 3 if args.backbone == 'mvit' else 10)
+    args.steps = args.steps or (100 if args.decode else 3 if args.backbone == 'mvit' else 10)
     torch.manual_seed(0)
     on_gpu = args.device.startswith('cuda')
     autocast = torch.autocast('cuda', dtype=torch.bfloat16) if on_gpu and args.dtype == 'bfloat16' else nullcontext()
@@ -371,6 +372,7 @@ if __name__ == '__main__':
               f'torchvision {torchvision.__version__}, PyAV {av.__version__} (FFmpeg {av.ffmpeg_version_info})'
               + (f', torchcodec {torchcodec_version()}' if args.decode else ''))
     if args.decode:
+        torch.set_num_threads(1)  # as DataLoader does in its workers, where clips are read
         bench_decode(args)
     elif args.objective:
         bench_objective(args, args.device, autocast, sync)

@@ -11,6 +11,7 @@ A file that cannot be read raises UnreadableSample naming it; data.py's datasets
 (see the bad-input policy in data.py).
 """
 
+import bisect
 import contextlib
 import itertools
 import math
@@ -133,13 +134,18 @@ def _segment_frames(segment, fps, video_frames):
 
 
 def _first_video_stream(container):
-    """The first video stream and its average frame rate. Its decoder gets one thread: PyAV's default starts a
-    thread per core to decode the slices of a frame, and most H.264 videos (x264's) have one slice a frame, so
-    that the threads only pass the work around (two context switches a frame); data loader workers use the cores."""
+    """The first video stream and its average frame rate; the demuxer is told to skip the other streams. Its
+    decoder gets one thread: PyAV's default starts a thread per core to decode the slices of a frame, and most
+    H.264 videos (x264's) have one slice a frame, so that the threads only pass the work around (two context
+    switches a frame); data loader workers use the cores."""
     if not container.streams.video:
         raise ValueError("no video stream")
     stream = container.streams.video[0]
     stream.codec_context.thread_count = 1
+    if hasattr(av.stream, 'Discard'):  # PyAV 18 has it; older releases read the other streams' packets and drop them
+        for other in container.streams:
+            if other.index != stream.index:
+                other.discard = av.stream.Discard.all  # the demuxer skips their packets (an AVI's audio chunks)
     fps = stream.average_rate or stream.guessed_rate
     if not fps:
         raise ValueError("unknown frame rate")
@@ -218,11 +224,11 @@ def _video_stream(container):
 
 
 def _frame_times(stream, fps, origin, indices):
-    """Timestamps (N,) in stream.time_base of grid indices (N,): the middles of their intervals after the first
-    frame's pts `origin`. In a constant-frame-rate video the frame on screen there is frame i, half a frame away
-    from rounding trouble; in a variable-frame-rate video it is the frame a viewer sees at that moment."""
-    seconds = (indices.double() + 0.5) / fps                                      # (N,)
-    return origin + (seconds / float(stream.time_base)).floor().long()            # (N,)
+    """Timestamps in stream.time_base of grid indices (lists of N ints): the middles of their intervals after the
+    first frame's pts `origin`. In a constant-frame-rate video the frame on screen there is frame i, half a frame
+    away from rounding trouble; in a variable-frame-rate video it is the frame a viewer sees at that moment."""
+    time_base = float(stream.time_base)
+    return [origin + math.floor((i + 0.5) / fps / time_base) for i in indices]
 
 
 def _packets(container, stream, seek_to, last):
@@ -239,7 +245,7 @@ def _packets(container, stream, seek_to, last):
 
 def _shown_frames(container, stream, times, keep):
     """
-    For sorted distinct timestamps `times` (a numpy int64 array), hands the frame on screen at each (the one with
+    For sorted distinct timestamps `times` (a list of ints), hands the frame on screen at each (the one with
     the largest pts <= time) to keep(frame, [the times it is on screen at]) as soon as it is decoded, so that the
     decoder can reuse its buffer. It decodes as little as it can:
       1. seek to the key frame at or before times[0] (decoding has to start at a key frame), or one further
@@ -256,7 +262,7 @@ def _shown_frames(container, stream, times, keep):
     Returns False when the packets cannot show every time (the file cannot seek, no key frame where the demuxer
     landed, or the decoder dropped a frame it was asked for): the caller then decodes from the start.
     """
-    seek_to, landed = int(times[0]), None
+    seek_to, landed = times[0], None
     for _ in range(4):
         try:
             packets = _packets(container, stream, seek_to, times[-1])
@@ -270,27 +276,27 @@ def _shown_frames(container, stream, times, keep):
         landed, seek_to = key.pts, min(key.pts, key.pts if key.dts is None else key.dts) - 1
     else:
         return False
-    pts = np.sort([p.pts for p in packets if p.pts is not None]).astype(np.int64)  # (P,)
-    where = np.searchsorted(pts, times, side='right') - 1  # (N,): the last packet to start at or before each time
-    shown = pts[np.maximum(where, 0)]                       # (N,); times before the first frame show it
-    shown_once, at = np.unique(shown), {}                   # (S,); {shown pts: the times it is on screen at}
-    for t, pts_shown in zip(times.tolist(), shown.tolist()):
-        at.setdefault(pts_shown, []).append(t)
+    # Plain ints and lists: a clip's few numbers cost less this way than as arrays (see the README's decoding part).
+    packet_pts = [p.pts for p in packets]  # decoding order; None where unknown
+    pts = sorted(t for t in packet_pts if t is not None)
+    at = {}  # {pts shown: the times it is on screen at}; the last packet to start at or before a time is shown
+    for t in times:                        # then, and times before the first frame show it
+        at.setdefault(pts[max(0, bisect.bisect_right(pts, t) - 1)], []).append(t)
     wanted = set(at)
-    keys = [k for k, p in enumerate(packets) if p.is_keyframe and p.pts is not None]  # positions, decoding order
-    key_pts = np.array([packets[k].pts for k in keys])                                   # (K,), increasing
-    position = {p.pts: k for k, p in enumerate(packets) if p.pts in wanted}
+    keys = [k for k, p in enumerate(packets) if p.is_keyframe and packet_pts[k] is not None]  # decoding order
+    key_pts = [packet_pts[k] for k in keys]                                                    # increasing
+    position = {t: k for k, t in enumerate(packet_pts) if t in wanted}
     runs = []  # [first, last] positions of the packets decoded in one go
-    for s, key in zip(shown_once, np.searchsorted(key_pts, shown_once, side='right') - 1):
-        first = keys[max(0, key)]  # the last key frame shown at or before s
+    for s in sorted(wanted):
+        first = keys[max(0, bisect.bisect_right(key_pts, s) - 1)]  # the last key frame shown at or before s
         if runs and first <= runs[-1][1] + 1:
             runs[-1][1] = max(runs[-1][1], position[s])
         else:
             runs.append([first, position[s]])
     codec, skip = stream.codec_context, 'DEFAULT'
     for first, last in runs:
-        for packet in itertools.chain(packets[first:last + 1], [None]):  # None: hand out what the decoder holds
-            mode = 'DEFAULT' if packet is None or packet.pts is None or packet.pts in wanted else 'NONREF'
+        for packet, t in itertools.chain(zip(packets[first:last + 1], packet_pts[first:last + 1]), [(None, None)]):
+            mode = 'DEFAULT' if t is None or t in wanted else 'NONREF'  # None: hand out what the decoder holds
             if mode != skip:  # set only when it changes
                 codec.skip_frame = skip = mode
             for frame in codec.decode(packet):
@@ -329,14 +335,17 @@ SEEK_GAP_SECONDS = 1.0
 
 
 def _decode(path, container, stream, fps, origin, indices):
-    """Frames at grid indices (N,) as uint8 (N, 3, H, W): the sorted distinct timestamps, in groups no more than
-    SEEK_GAP_SECONDS apart, each read by one seek and one forward pass (see _shown_frames). Only the frames
-    returned are converted to RGB, each once, as soon as decoded."""
-    times = _frame_times(stream, fps, origin, indices).numpy()                         # (N,)
-    distinct = np.unique(times)
-    groups = np.split(distinct, np.flatnonzero(np.diff(distinct) > SEEK_GAP_SECONDS / float(stream.time_base)) + 1)
+    """Frames at grid indices (a list of N ints) as a uint8 array (N, H, W, 3): the sorted distinct timestamps, in
+    groups no more than SEEK_GAP_SECONDS apart, each read by one seek and one forward pass (see _shown_frames).
+    Only the frames returned are converted to RGB, each once, as soon as decoded."""
+    times = _frame_times(stream, fps, origin, indices)                                  # N ints
+    distinct, gap, groups = sorted(set(times)), SEEK_GAP_SECONDS / float(stream.time_base), []
+    for previous, t in zip([None] + distinct, distinct):
+        if previous is None or t - previous > gap:
+            groups.append([])
+        groups[-1].append(t)
     rows = {}  # {time: the output rows that show it}
-    for n, t in enumerate(times.tolist()):
+    for n, t in enumerate(times):
         rows.setdefault(t, []).append(n)
     rgb, video = VideoReformatter(), []  # one converter for the clip (frame.to_ndarray builds one per frame)
 
@@ -357,14 +366,15 @@ def _decode(path, container, stream, fps, origin, indices):
                 keep(frame, [t])
             break
     frames, height, width3 = video[0].shape
-    return torch.from_numpy(video[0]).view(frames, height, width3 // 3, 3).permute(0, 3, 1, 2)  # (N, 3, H, W)
+    return video[0].reshape(frames, height, width3 // 3, 3)  # (N, H, W, 3)
 
 
 def read_video_frames(path, indices):
     """Frames of a video at grid indices (N,) (index i: the frame on screen at (i + 1/2) / fps), uint8 (N, 3, H, W)."""
     with _reading(path), av.open(str(path)) as container:
         stream, fps, _, origin = _video_stream(container)
-        return _decode(path, container, stream, fps, origin, torch.as_tensor(indices))
+        video = _decode(path, container, stream, fps, origin, torch.as_tensor(indices).tolist())  # (N, H, W, 3)
+    return torch.from_numpy(video).permute(0, 3, 1, 2)                                             # (N, 3, H, W)
 
 
 def read_clips(path, spec, u, segment=None):
@@ -373,9 +383,10 @@ def read_clips(path, spec, u, segment=None):
     with _reading(path), av.open(str(path)) as container:
         stream, fps, count, origin = _video_stream(container)
         first, frames = _segment_frames(segment, fps, count)
-        indices = first + clip_indices(spec, frames, fps, u)                    # (K, T)
-        video = _decode(path, container, stream, fps, origin, indices.flatten())  # (K*T, 3, H, W)
-    return video.view(*indices.shape, *video.shape[1:])                        # (K, T, 3, H, W)
+        indices = clip_indices(spec, frames, fps, u)                                               # (K, T)
+        video = _decode(path, container, stream, fps, origin, [first + i for i in indices.view(-1).tolist()])
+    video = video.reshape(*indices.shape, *video.shape[1:])                                        # (K, T, H, W, 3)
+    return torch.from_numpy(video).permute(0, 1, 4, 2, 3)                                          # (K, T, 3, H, W)
 
 
 # Frame folders: <root>/frames/<video path relative to root, without its suffix>/img_00001.jpg, img_00002.jpg ...

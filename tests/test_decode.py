@@ -238,6 +238,20 @@ def test_headers(videos):
     assert probe('xvid_b_frames.avi')['pts'][0] == 1  # the first frame is shown at pts 1 (start_time says 0)
 
 
+@pytest.mark.skipif(not hasattr(av.stream, 'Discard'), reason="this PyAV cannot tell the demuxer to skip a stream")
+@pytest.mark.parametrize('name', ['h264_aac.mp4', 'xvid_packed.avi'])
+def test_the_demuxer_skips_the_audio(videos, name):
+    """Reading a video does not read its audio track: after _first_video_stream and a seek (reading seeks before it
+    demuxes; the packets that opening the file buffered come out first otherwise), demuxing every stream yields
+    video packets only: the audio is skipped, not read and dropped."""
+    with av.open(str(videos / name)) as container:
+        assert [s.type for s in container.streams] == ['video', 'audio']
+        stream, _ = decode._first_video_stream(container)
+        container.seek(stream.start_time or 0, stream=stream)
+        types = [packet.stream.type for packet in container.demux() if packet.size]
+    assert types.count('video') == FRAMES and set(types) == {'video'}
+
+
 def test_vfr_reads_what_is_on_screen(videos):
     """In the VFR file frames 0-49 last 0.1 s and frames 50-99 1/30 s: a grid index reads the frame a viewer
     sees at its time, e.g. grid frames 0..3 at 15 fps (4 frames in 0.27 s) all lie within frames 0..2."""
