@@ -224,7 +224,7 @@ def _video_stream(container):
 
 
 def _frame_times(stream, fps, origin, indices):
-    """Timestamps in stream.time_base of grid indices (lists of N ints): the middles of their intervals after the
+    """Timestamps in stream.time_base of grid indices (a list of N ints each): the middles of their intervals after the
     first frame's pts `origin`. In a constant-frame-rate video the frame on screen there is frame i, half a frame
     away from rounding trouble; in a variable-frame-rate video it is the frame a viewer sees at that moment."""
     time_base = float(stream.time_base)
@@ -340,8 +340,8 @@ def _decode(path, container, stream, fps, origin, indices):
     Only the frames returned are converted to RGB, each once, as soon as decoded."""
     times = _frame_times(stream, fps, origin, indices)                                  # N ints
     distinct, gap, groups = sorted(set(times)), SEEK_GAP_SECONDS / float(stream.time_base), []
-    for previous, t in zip([None] + distinct, distinct):
-        if previous is None or t - previous > gap:
+    for t in distinct:
+        if not groups or t - groups[-1][-1] > gap:
             groups.append([])
         groups[-1].append(t)
     rows = {}  # {time: the output rows that show it}
