@@ -113,8 +113,6 @@ device = 'auto'                # 'auto' (cuda if available), 'cpu', 'cuda', 'cud
 dtype = 'auto'                 # autocast: 'auto' (bfloat16 on a GPU, none on a CPU), 'float32' (none), 'bfloat16',
                                # 'float16' (with loss scaling: GPUs without bf16, such as the V100)
 compile = False                # torch.compile the model
-smoke = False                  # run the set-up shrunk, on synthetic copies of its datasets in a temporary folder:
-                               # a few iterations, a checkpoint, a resume from it and eval.py (smoke.py)
 
 # -----------------------------------------------------------------------------
 # The allowed values (tables in capitals are not settings). check() holds every setting to them.

@@ -32,7 +32,6 @@ from torchvision.transforms.v2 import functional as TF
 import config
 import readers
 from sampling import ProportionalBatchSampler, ShardedBatchSampler
-import synthetic
 from decode import (UnreadableSample, eval_positions, frame_folder, read_clips, read_frame_clips, read_image,
                     train_positions)
 
@@ -220,6 +219,32 @@ class MixedDataset(Dataset):
 
 
 
+# Where each format's real dataset comes from: the README section that says how to get it and lay it out.
+WHERE = {
+    'tinyimagenet': 'Tiny-ImageNet-200', 'ucf101': 'UCF101', 'cifar100': 'CIFAR-100', 'imagefolder': 'ImageNet',
+    'hmdb51': 'HMDB51', 'kinetics': 'Kinetics-400/600/700', 'minikinetics': 'Mini-Kinetics-200',
+    'ssv2': 'Something-Something v2', 'moments': 'Moments in Time', 'activitynet': 'ActivityNet v1.3',
+}
+
+
+def missing_roots_message(cfg, argv):
+    """None when every dataset of cfg has its root (or writes a synthetic copy there); else the one message that
+    lists every missing root, where to get each dataset, and the smoke command that runs without them."""
+    missing = [(name, spec) for name, spec in cfg.datasets.items()
+               if not spec.get('synthetic') and not os.path.isdir(spec.get('root') or '')]
+    if not missing:
+        return None
+    lines = [f"{len(missing)} of {len(cfg.datasets)} dataset roots are missing, so nothing was started:"]
+    for name, spec in missing:
+        fmt = spec.get('format')
+        lines.append(f"  {name}: {spec.get('root')} is missing: {WHERE.get(fmt, fmt)} (format {fmt!r}), see "
+                     f"README.md#real-data for where to get it and the layout it needs")
+    lines += ["Put the datasets there (or point each dataset's 'root' at its copy), or first check that this set-up "
+              "runs end to end, on small synthetic copies of its datasets, with:",
+              f"  python -m tools.smoke {' '.join(argv)}"]
+    return '\n'.join(lines)
+
+
 # the Dataset class of each kind of sample (config.FORMATS)
 DATASETS = {'image': ImageDataset, 'cifar': CifarDataset, 'video': VideoDataset}
 
@@ -234,6 +259,7 @@ def _ensure_synthetic(spec, rank, timeout=1800):
         shutil.rmtree(partial, ignore_errors=True)
         print(f"writing a synthetic {spec['format']} dataset to {root}")
         options = spec['synthetic'] if isinstance(spec['synthetic'], dict) else {}  # e.g. dict(train_per_class=30)
+        from tools import synthetic  # the test-data writers: needed only here, by the demo and the tests
         synthetic.WRITERS[spec['format']](partial, **options)
         os.replace(partial, root)
     if torch.distributed.is_available() and torch.distributed.is_initialized():

@@ -11,6 +11,9 @@ with an optimizer step after each (IV-ViT, arXiv:2308.10533, section 5.3); `samp
 CoVeR's and MultiTrain's schemes, and losses.Objective composes the loss from the config's switches.
 Stopping and resuming: SIGTERM (what schedulers send before preemption) saves a checkpoint and exits; a run
 killed in any way continues exactly with --init_from=resume from its last checkpoint.
+
+The file reads top to bottom: set-up (processes, data, model, optimizer), the helpers the loop calls, then the
+training loop, whose first screen holds the batch, the forward pass, the loss and backward().
 """
 
 import json
@@ -31,7 +34,6 @@ import data
 import losses
 import mixup
 import sampling
-import smoke
 from eval import evaluate, print_results
 from model import build_model, configure_optimizer
 from pretrained import load_torchvision_backbone
@@ -40,7 +42,7 @@ try:
     cfg = config.load(sys.argv[1:])  # every value checked (config.check)
 except config.ConfigError as e:
     sys.exit(f'config error: {e}')
-if not cfg.smoke and (missing := smoke.missing_roots_message(cfg, sys.argv[1:])):
+if missing := data.missing_roots_message(cfg, sys.argv[1:]):
     # before any process group or loader: one message from rank 0, and every rank stops without a traceback
     if os.environ.get('RANK', '0') == '0':
         print(missing, file=sys.stderr)
@@ -49,9 +51,8 @@ if not cfg.smoke and (missing := smoke.missing_roots_message(cfg, sys.argv[1:]))
 # ---- processes and devices: one process per GPU under torchrun, or a single process
 ddp = 'RANK' in os.environ
 if ddp:
-    # torch.distributed.nn's functions take group=group.WORLD as a default argument, evaluated when the module is
-    # imported (DDP imports it through torch._dynamo): imported after init_process_group, they would hold the
-    # default group for good, and leave_process_groups() below could not end it
+    # imported before the process group exists, so that its default arguments do not hold that group (see
+    # leave_process_groups)
     import torch.distributed.nn  # noqa: F401
     on_gpu = torch.cuda.is_available() and cfg.device != 'cpu'
     dist.init_process_group('nccl' if on_gpu else 'gloo')
@@ -66,14 +67,6 @@ else:
     rank, world = 0, 1
     device = config.resolve_device(cfg.device)
 master = rank == 0
-if cfg.smoke:  # synthetic copies of the datasets in a fresh temporary folder, made by rank 0, shared with the others
-    smoke_folder = [smoke.make_folder() if master else None]
-    if ddp:
-        dist.broadcast_object_list(smoke_folder, src=0, group=control)
-    smoke_folder = smoke_folder[0]
-    shrunk = smoke.prepare(cfg, smoke_folder)
-    if master:
-        print(f'smoke run in {smoke_folder}; shrunk:\n  ' + '\n  '.join(shrunk))
 device_type = 'cuda' if device.startswith('cuda') else 'cpu'
 torch.manual_seed(cfg.seed)  # the same initial weights on every rank
 if device_type == 'cuda':
@@ -109,40 +102,31 @@ if master:
 train_sets = {name: loader.dataset.datasets[k] if isinstance(loader.dataset, data.MixedDataset) else loader.dataset
               for names, loader in train_loaders.values() for k, name in enumerate(names)}
 
-
-def bad_samples(datasets):
-    """{dataset: unreadable samples met so far}. Each dataset marks them in a shared (n,) vector; the maximum
-    over ranks counts a file that two ranks met once."""
-    counts = {}
-    for name, dataset in datasets.items():
-        marks = dataset.bad.float()
-        if ddp:
-            dist.all_reduce(marks, op=dist.ReduceOp.MAX, group=control)
-        counts[name] = int(marks.sum())
-    return counts
-
-
-# ---- model, objective and optimizer, from scratch or from out_dir/ckpt.pt
-model = build_model(cfg, {name: len(c) for name, c in classes.items()}).to(device)
-objective = losses.Objective({name: len(c) for name, c in classes.items()}, model.num_features, cfg).to(device)
+# ---- model, objective and optimizer
+num_classes = {name: len(c) for name, c in classes.items()}
+model = build_model(cfg, num_classes).to(device)
+objective = losses.Objective(num_classes, model.num_features, cfg).to(device)
 
 
 class TrainStep(torch.nn.Module):
-    """What DDP wraps: the model and the objective's own parameters, so that the gradients of both are averaged
-    over ranks. forward returns Objective's (loss, {dataset: L_k}, {regulariser: value}) of a batch."""
+    """What DDP wraps: the model and the objective's own parameters (projections, uncertainty weights, the
+    expander), so that the gradients of both are averaged over ranks. forward(batch) returns the Objective's
+    (loss, {dataset: L_k}, {regulariser: value}); the keyword arguments are passed through to it."""
 
     def __init__(self, model, objective):
         super().__init__()
-        self.model, self.objective = model, objective
+        self.model = model
+        self.objective = objective
 
-    def forward(self, names, x, y, ds, z_grad=None, batch_total=None, mix=None):
-        return self.objective(self.model, names, x, y, ds, z_grad, batch_total, mix)
+    def forward(self, names, x, y, ds, **options):
+        return self.objective(self.model, names, x, y, ds, **options)
 
 
 step = TrainStep(model, objective)
 optimizer = configure_optimizer(step, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2), device_type, cfg.optimizer,
                                 cfg.momentum)
-iter_num, best_top1 = 0, -1.0
+iter_num = 0
+best_top1 = -1.0
 ckpt_path = os.path.join(cfg.out_dir, 'ckpt.pt')
 
 
@@ -156,7 +140,8 @@ def load_checkpoint():
     optimizer.load_state_dict(ckpt['optimizer'])
     if ckpt.get('scaler'):  # empty when saved without float16
         scaler.load_state_dict(ckpt['scaler'])
-    iter_num, best_top1 = ckpt['iter_num'], ckpt['best_top1']
+    iter_num = ckpt['iter_num']
+    best_top1 = ckpt['best_top1']
     torch.set_rng_state(ckpt['rng'].cpu())  # dropout and stochastic depth continue as if never stopped
     if device_type == 'cuda':
         torch.cuda.set_rng_state(ckpt['cuda_rng'].cpu())
@@ -179,6 +164,8 @@ if ddp:
     # a batch runs only its own datasets' heads (unless a projection runs all), so some parameters sit out
     step = DDP(step, device_ids=[device] if device_type == 'cuda' else None, find_unused_parameters=True)
 
+
+# ---- what the loop calls: the schedule, logging, checkpoints, agreement between ranks
 
 def get_lr(it):
     """Linear warm-up, then cosine decay to min_lr at max_iters, or (lr_schedule='step') lr times lr_factor for
@@ -227,13 +214,12 @@ def save_checkpoint(results):
 
 
 def leave_process_groups():
-    """Destroy the process groups, and drop the two references to them that train.py holds (the DDP wrapper and
-    the control group), so that the groups end now and gloo's worker threads are joined while Python is alive.
-    A worker lets go of a collective's tensors just after the result is ready, which needs the GIL; one still
-    doing so when the interpreter shuts down is ended by Python inside a C++ destructor, and the process aborts
-    (SIGABRT, "terminate called without an active exception") after a run that went well."""
+    """End the process groups while Python is still fully alive. Dropping train.py's own references to them (the
+    DDP wrapper, the control group) is what joins gloo's worker threads; a worker still running when the
+    interpreter shuts down makes the process abort at exit."""
     global step, control
-    step, control = step.module, None  # called under torchrun only, where step is the DDP wrapper
+    step = step.module  # called under torchrun only, where step is the DDP wrapper
+    control = None
     dist.destroy_process_group()
 
 
@@ -244,6 +230,18 @@ def agree(flag):
     flag = torch.tensor(float(flag))
     dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=control)
     return bool(flag)
+
+
+def bad_samples(datasets):
+    """{dataset: unreadable samples met so far}. Each dataset marks them in a shared (n,) vector; the maximum
+    over ranks counts a file that two ranks met once."""
+    counts = {}
+    for name, dataset in datasets.items():
+        marks = dataset.bad.float()
+        if ddp:
+            dist.all_reduce(marks, op=dist.ReduceOp.MAX, group=control)
+        counts[name] = int(marks.sum())
+    return counts
 
 
 def check_finite(history):
@@ -264,6 +262,24 @@ def check_finite(history):
     history.clear()
 
 
+def evaluate_and_save():
+    """Evaluate every dataset (the whole split at the end, eval_max_batches before), log it, and save a
+    checkpoint. Returns the results."""
+    last = iter_num == cfg.max_iters
+    results = evaluate(model, val_loaders, device, autocast, None if last else cfg.eval_max_batches)
+    bad = bad_samples(train_sets)
+    bad_val = bad_samples({name: loader.dataset for name, loader in val_loaders.items()})
+    if master:
+        log(dict(event='eval', iter=iter_num, **{f'{n}/{k}': v for n, r in results.items() for k, v in r.items()},
+                 **{f'{n}/bad_samples': count for n, count in bad.items()},
+                 **{f'{n}/bad_val_samples': count for n, count in bad_val.items()}))
+        pbar.write(f'iter {iter_num}: ' + ', '.join(f'{n} top-1 {r["top1"]:.1f}%' for n, r in results.items())
+                   + ''.join(f'; {n}: {count} unreadable sample(s) replaced' for n, count in bad.items() if count))
+        if iter_num > 0:
+            save_checkpoint(results)
+    return results
+
+
 stop_requested = False
 
 
@@ -275,6 +291,40 @@ def request_stop(signum, frame):
 signal.signal(signal.SIGTERM, request_stop)
 
 
+# ---- what one micro-batch goes through before the forward pass
+
+def prepare_batch(batch, s, m):
+    """Micro-batch m of slot s of this iteration, on the device and mixed: (names, x, y, ds, mix) with x
+    (B, 3, T, H, W) or (B, 3, H, W), y (B,) labels within each sample's dataset, ds (B,) the index of that
+    dataset in names. With mixup_alpha or cutmix_alpha, x is mixed within each dataset (mixup.py) and mix is
+    (partner labels, lam), else None; the draws depend on (seed, iteration, s, m, rank) only, so a resumed run
+    mixes as the uninterrupted one."""
+    names, x, y, ds = batch
+    x, y, ds = x.to(device, non_blocking=True), y.to(device, non_blocking=True), ds.to(device, non_blocking=True)
+    if cfg.mixup_alpha <= 0 and cfg.cutmix_alpha <= 0:
+        return names, x, y, ds, None
+    rng = np.random.default_rng([cfg.seed, iter_num, s, m, rank])
+    x, mix = mixup.mix(x, y, ds, cfg.mixup_alpha, cfg.cutmix_alpha, rng)
+    return names, x, y, ds, mix
+
+
+class InformativeCache:
+    """The informative loss (MultiTrain eqs. 2-3) of a whole accumulated batch, by gradient caching: its value and
+    the gradient of each micro-batch's expander rows are computed first (losses.Objective.informative_gradients);
+    replay(m) then restores micro-batch m's RNG state (the same dropout as in that first pass) and returns the
+    gradient its forward pass carries into backward(). Used when a step has several micro-batches and an
+    expander; otherwise each forward pass computes the loss of its own batch."""
+
+    def __init__(self, xs, terms):
+        self.z_grads, self.states, regularisers, total = objective.informative_gradients(model.features, xs, autocast)
+        self.n = len(xs)
+        add_terms(terms, total, {}, regularisers)
+
+    def replay(self, m):
+        losses.set_rng_state(self.states[m])
+        return self.z_grads[m] * self.n  # the loss below is divided by n: this undoes it for the cached term
+
+
 def add_terms(terms, loss, dataset_losses, regularisers, n=1):
     """terms[log key] += value / n, for the total, each dataset's loss and each regulariser (log.jsonl's keys)."""
     for key, value in [('loss', loss), *((f'{k}/loss', v) for k, v in dataset_losses.items()),
@@ -282,43 +332,15 @@ def add_terms(terms, loss, dataset_losses, regularisers, n=1):
         terms[key] = terms.get(key, 0) + value.detach() / n
 
 
-def mixed(it, s, m, x, y, ds):
-    """(x, mix) of micro-batch m of slot s of iteration it: with mixup_alpha or cutmix_alpha, x mixed within each
-    dataset (mixup.py) and mix = (partner labels, lam); else x unchanged and mix None. The draws depend on
-    (seed, it, s, m, rank) only, so a resumed run mixes as the uninterrupted one."""
-    if cfg.mixup_alpha <= 0 and cfg.cutmix_alpha <= 0:
-        return x, None
-    return mixup.mix(x, y, ds, cfg.mixup_alpha, cfg.cutmix_alpha, np.random.default_rng([cfg.seed, it, s, m, rank]))
-
-
-def train_slot(slot, stepping, terms, s=0, batch_total=None):
-    """One slot of a round (slot s of iteration iter_num): the forward and backward passes of its micro-batches
-    (grad_accum batches of one loader), whose mean gradient adds to the gradients held, then an optimizer step if
-    stepping. Adds the slot's loss terms to terms. batch_total: see losses.Objective (None: each batch's size)."""
-    slot = [(names, *(t.to(device, non_blocking=True) for t in (x, y, ds))) for names, x, y, ds in slot]
-    slot = [(names, *mixed(iter_num, s, m, x, y, ds), y, ds) for m, (names, x, y, ds) in enumerate(slot)]
-    cached = None
-    if len(slot) > 1 and objective.expander is not None:  # the informative loss of the whole accumulated batch
-        cached = objective.informative_gradients(model.features, [x for _, x, *_ in slot], autocast)
-        z_grads, states, regularisers, total = cached
-        add_terms(terms, total, {}, regularisers)
-    for m, (names, x, mix, y, ds) in enumerate(slot):
-        if ddp:  # average gradients over ranks only in the backward pass right before a step
-            step.require_backward_grad_sync = stepping and m == len(slot) - 1
-        if cached:  # the dropout of the first pass; z_grad * len(slot) undoes the division below
-            losses.set_rng_state(states[m])
-        with autocast:
-            loss, dataset_losses, regularisers = step(names, x, y, ds, z_grads[m] * len(slot) if cached else None,
-                                                      batch_total, mix)
-        scaler.scale(loss / len(slot)).backward()  # the mean over micro-batches; per_round adds the slots' means
-        add_terms(terms, loss, dataset_losses, regularisers, len(slot))
-    if stepping:
-        if cfg.grad_clip > 0:
-            scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
-            torch.nn.utils.clip_grad_norm_(step.parameters(), cfg.grad_clip)
-        scaler.step(optimizer)  # float16: skipped when a gradient overflowed, and the scale shrinks
-        scaler.update()
-        optimizer.zero_grad(set_to_none=True)
+def optimizer_step():
+    """Clip the gradient, step, and zero it. With float16 the scaler unscales first and skips a step whose gradient
+    overflowed (and shrinks the scale)."""
+    if cfg.grad_clip > 0:
+        scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+        torch.nn.utils.clip_grad_norm_(step.parameters(), cfg.grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    optimizer.zero_grad(set_to_none=True)
 
 
 # ---- the training loop. A resumed run continues every loader's sample sequence where it stopped
@@ -326,40 +348,44 @@ def train_slot(slot, stepping, terms, s=0, batch_total=None):
 # objective, optimizer and RNG state restored it repeats the uninterrupted run exactly (on the CPU).
 batches = sampling.rounds(train_loaders, iter_num, cfg.grad_accum)
 pbar = tqdm(total=cfg.max_iters, initial=iter_num, desc='train', disable=not master, dynamic_ncols=True)
-history, results, t0 = [], None, time.time()
+history, results = [], None
+window = dict(time=time.time(), data=0.0, samples=0)  # since the last log line: seconds waiting for data, samples
 while True:
     if iter_num % cfg.eval_interval == 0 or iter_num == cfg.max_iters:
         check_finite(history)  # never overwrite a good checkpoint with a broken model
-        last = iter_num == cfg.max_iters
-        results = evaluate(model, val_loaders, device, autocast, None if last else cfg.eval_max_batches)
-        bad = bad_samples(train_sets)
-        bad_val = bad_samples({name: loader.dataset for name, loader in val_loaders.items()})
-        if master:
-            log(dict(event='eval', iter=iter_num, **{f'{n}/{k}': v for n, r in results.items() for k, v in r.items()},
-                     **{f'{n}/bad_samples': count for n, count in bad.items()},
-                     **{f'{n}/bad_val_samples': count for n, count in bad_val.items()}))
-            pbar.write(f'iter {iter_num}: ' + ', '.join(f'{n} top-1 {r["top1"]:.1f}%' for n, r in results.items())
-                       + ''.join(f'; {n}: {count} unreadable sample(s) replaced' for n, count in bad.items() if count))
-            if iter_num > 0:
-                save_checkpoint(results)
-        if cfg.smoke and iter_num == cfg.max_iters // 2:  # the resume code path, from the file just written
-            if ddp:
-                dist.barrier(group=control)
-            load_checkpoint()
-            batches = sampling.rounds(train_loaders, iter_num, cfg.grad_accum)
+        results = evaluate_and_save()
     if iter_num == cfg.max_iters:
         break
 
     lr = get_lr(iter_num)
     for group in optimizer.param_groups:
         group['lr'] = lr
-    round_, terms = next(batches), {}
+    t_wait = time.time()
+    round_ = next(batches)  # a list of slots (one per loader); a slot: grad_accum micro-batches (names, x, y, ds)
+    window['data'] += time.time() - t_wait
+    terms = {}
     # with CoVeR's and MultiTrain's batches, a step that takes batches of several shapes (images, clips) divides
     # every loss by all its samples (on this rank), so that each dataset weighs by its share of the step
     batch_total = (sum(len(slot[0][2]) for slot in round_)
                    if cfg.update == 'per_round' and cfg.sampling in ('proportional', 'mixed') else None)
-    for s, slot in enumerate(round_):  # per_dataset: a step after every slot; per_round: after the last one
-        train_slot(slot, cfg.update == 'per_dataset' or s == len(round_) - 1, terms, s, batch_total)
+    for s, slot in enumerate(round_):
+        micro_batches = [prepare_batch(batch, s, m) for m, batch in enumerate(slot)]
+        window['samples'] += sum(len(y) for _, _, y, _, _ in micro_batches)
+        stepping = cfg.update == 'per_dataset' or s == len(round_) - 1  # per_round: one step after the last slot
+        cache = None
+        if len(micro_batches) > 1 and objective.expander is not None:
+            cache = InformativeCache([x for _, x, _, _, _ in micro_batches], terms)
+        for m, (names, x, y, ds, mix) in enumerate(micro_batches):
+            if ddp:  # average gradients over ranks only in the backward pass right before a step
+                step.require_backward_grad_sync = stepping and m == len(micro_batches) - 1
+            z_grad = cache.replay(m) if cache else None
+            with autocast:
+                loss, dataset_losses, regularisers = step(names, x, y, ds, z_grad=z_grad, batch_total=batch_total,
+                                                          mix=mix)
+            scaler.scale(loss / len(micro_batches)).backward()  # the mean over micro-batches
+            add_terms(terms, loss, dataset_losses, regularisers, len(micro_batches))
+        if stepping:
+            optimizer_step()
     history.append((iter_num, list(terms), torch.stack(list(terms.values())).float()))
     iter_num += 1
     pbar.update(1)
@@ -367,16 +393,20 @@ while True:
     if iter_num % cfg.log_interval == 0:  # .item() waits for the device: only at log time
         check_finite(history)
         if master:
-            dt = (time.time() - t0) / cfg.log_interval
-            t0 = time.time()
-            event = dict(event='train', iter=iter_num, lr=lr, sec_per_iter=dt,
+            seconds = time.time() - window['time']
+            event = dict(event='train', iter=iter_num, lr=lr, sec_per_iter=seconds / cfg.log_interval,
+                         data_sec_per_iter=window['data'] / cfg.log_interval,
+                         samples_per_sec=window['samples'] * world / seconds,
                          **{k: v.item() for k, v in terms.items()})
             if scaler.is_enabled():
                 event['loss_scale'] = scaler.get_scale()
             if objective.uncertainty is not None:
                 event.update({f'sigma/{n}': v for n, v in objective.uncertainty.sigmas().items()})
             log(event)
-            pbar.set_postfix({k: f'{v.item():.3f}' for k, v in terms.items()})
+            pbar.set_postfix({**{k: f'{v.item():.3f}' for k, v in terms.items()},
+                              'samples/s': f"{event['samples_per_sec']:.1f}",
+                              'data': f"{event['data_sec_per_iter'] / event['sec_per_iter']:.0%}"})
+        window = dict(time=time.time(), data=0.0, samples=0)
     if agree(stop_requested) and iter_num < cfg.max_iters:
         check_finite(history)
         if master:
@@ -390,5 +420,3 @@ if master and results is not None and iter_num == cfg.max_iters:
     print_results(results)
 if ddp:
     leave_process_groups()
-if cfg.smoke and master and iter_num == cfg.max_iters:
-    smoke.finish(cfg, smoke_folder)

@@ -3,7 +3,7 @@
 # fine-tuned together from image-pretrained weights.
 #
 #   torchrun --standalone --nproc_per_node=8 train.py config/cover_k400_ssv2_mit_imagenet.py
-#   python train.py config/cover_k400_ssv2_mit_imagenet.py --smoke=True     # end to end in about a minute, no data
+#   python -m tools.smoke config/cover_k400_ssv2_mit_imagenet.py     # end to end in about a minute, no data
 #
 # As in the paper:
 # - a mini-batch of 128 (over all processes) in which "we sampled videos and images from all finetuning datasets.

@@ -9,7 +9,7 @@
 # states none (AdamW alone), so it is off. config/tinyimagenet_ucf101.py uses the same two values.
 #
 #   python train.py config/ivvit_tinyimagenet_cifar100_ucf101_minikinetics.py
-#   python train.py config/ivvit_tinyimagenet_cifar100_ucf101_minikinetics.py --smoke=True   # no data needed
+#   python -m tools.smoke config/ivvit_tinyimagenet_cifar100_ucf101_minikinetics.py   # no data needed
 #   torchrun --standalone --nproc_per_node=2 train.py config/ivvit_tinyimagenet_cifar100_ucf101_minikinetics.py --lr=2e-5
 import os
 

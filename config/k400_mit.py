@@ -2,7 +2,7 @@
 # 24-block MViTv2 backbone of the official code, from scratch, 32 frames at sampling rate 3, 224x224.
 #
 #   torchrun --standalone --nproc_per_node=8 train.py config/k400_mit.py
-#   python train.py config/k400_mit.py --smoke=True            # end to end in about a minute, no data needed
+#   python -m tools.smoke config/k400_mit.py            # end to end in about a minute, no data needed
 #   torchrun --nnodes=4 --nproc_per_node=8 --rdzv-backend=c10d --rdzv-endpoint=HOST:29500 train.py config/k400_mit.py
 #
 # No paper trains exactly this pair. The closest figures are MultiTrain's "w/o ActNet" row (K400 + MiT + SSv2,

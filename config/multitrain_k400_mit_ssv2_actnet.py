@@ -4,7 +4,7 @@
 # starting from a K400-trained checkpoint; from scratch as here, expect less.
 #
 #   torchrun --standalone --nproc_per_node=8 train.py config/multitrain_k400_mit_ssv2_actnet.py
-#   python train.py config/multitrain_k400_mit_ssv2_actnet.py --smoke=True    # end to end in about a minute
+#   python -m tools.smoke config/multitrain_k400_mit_ssv2_actnet.py    # end to end in about a minute
 #   ... config/multitrain_k400_mit_ssv2_actnet.py config/multitrain_vanilla.py --out_dir=out/mt4_vanilla  # a Table 3 row
 import os
 

@@ -2,7 +2,7 @@
 # reports 75.8 (K700) / 42.2 (MiT) / 69.1 (SSv2) / 88.1 (ActNet) top-1 at 224p.
 #
 #   torchrun --standalone --nproc_per_node=8 train.py config/multitrain_k700_mit_ssv2_actnet.py
-#   python train.py config/multitrain_k700_mit_ssv2_actnet.py --smoke=True
+#   python -m tools.smoke config/multitrain_k700_mit_ssv2_actnet.py
 import os
 
 exec(open(os.path.join(os.path.dirname(__file__), 'multitrain_k400_mit_ssv2_actnet.py')).read())

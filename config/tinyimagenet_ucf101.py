@@ -4,7 +4,7 @@
 # 23.65% top-1 on Tiny-ImageNet and 41.06% on UCF101 after 20k iterations.
 #
 #   python train.py config/tinyimagenet_ucf101.py
-#   python train.py config/tinyimagenet_ucf101.py --smoke=True     # end to end in about a minute, no data needed
+#   python -m tools.smoke config/tinyimagenet_ucf101.py     # end to end in about a minute, no data needed
 #   torchrun --standalone --nproc_per_node=8 train.py config/tinyimagenet_ucf101.py   # per-GPU batches as below
 #
 # Data (see README): data/tiny-imagenet-200/ as unpacked from tiny-imagenet-200.zip, and data/UCF101/ holding

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-import synthetic
+from tools import synthetic
 
 REPO = Path(__file__).resolve().parent.parent
 

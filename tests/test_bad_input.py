@@ -18,7 +18,7 @@ import config
 import data
 import decode
 import readers
-import synthetic
+from tools import synthetic
 
 
 def make_cfg(**kw):

@@ -51,8 +51,8 @@ def test_bench_decode_checks_and_reports_every_contender(tmp_path):
     the report has a wall-clock and a CPU line per clip, with torchcodec when installed. (Not a packed-B-frame
     file: torchcodec 0.17 reads most frames of one wrong, see tests/test_decode.py.)"""
     import numpy as np
-    import encode
-    import synthetic
+    from tools import encode
+    from tools import synthetic
     frames = synthetic.render_video('MoveLeft', np.random.default_rng(0), 64, 48, 90)
     encode.write_video(tmp_path / 'v.avi', frames, 30, 'mpeg4', audio=True, key_every=12)
     out = subprocess.run([sys.executable, 'bench.py', '--decode', '--steps=1', f'--decode_video={tmp_path / "v.avi"}'],

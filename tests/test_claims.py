@@ -6,10 +6,10 @@ import math
 import numpy as np
 import pytest
 
-import claims
+from tools import claims
 import config
 import readers
-import synthetic
+from tools import synthetic
 
 
 def test_mean_std_is_the_sample_std():

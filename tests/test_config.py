@@ -265,7 +265,7 @@ def test_the_choices_are_those_the_code_implements():
     import decode
     import model
     import readers
-    import synthetic
+    from tools import synthetic
     assert set(config.FORMATS) == set(readers.FORMATS) == set(synthetic.WRITERS)
     assert config.SAMPLERS == tuple(decode.SAMPLERS)
     assert set(config.CHOICES['mvit_preset']) == set(model.MVIT_PRESETS)

@@ -19,7 +19,7 @@ import data
 import decode
 import readers
 import sampling
-import synthetic
+from tools import synthetic
 
 REAL_TINY = Path(__file__).parent.parent.parent / 'shared' / 'data' / 'tiny-imagenet-200-mini'
 UCF_SECONDS, UCF_FPS = 1.0, 25  # 25 frames per synthetic test video

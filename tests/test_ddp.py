@@ -12,7 +12,7 @@ import time
 import pytest
 import torch
 
-import synthetic
+from tools import synthetic
 from conftest import REPO, read_log, run, write_config
 
 CLASSES = ('MoveLeft', 'MoveRight', 'BounceBall', 'BounceBox')

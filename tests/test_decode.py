@@ -14,9 +14,9 @@ from PIL import Image
 import config
 import data
 import decode
-import encode
+from tools import encode
 import readers
-import synthetic
+from tools import synthetic
 
 FPS = 25
 

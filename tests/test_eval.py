@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 import config
 import eval as eval_py
-import synthetic
+from tools import synthetic
 from eval import FRAME_ORDERS, evaluate, evaluate_frame_orders, frame_orders
 from model import VisionTransformer
 

@@ -7,7 +7,7 @@ import types
 
 import pytest
 
-import plot
+from tools import plot
 
 EVENTS = [
     {'event': 'eval', 'iter': 0, 'shapes/top1': 10.0, 'shapes/n': 200, 'shapes/per_class_top1': {'a': 0.0},

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import config
-import probe
-import synthetic
+from tools import probe
+from tools import synthetic
 from model import build_model
 
 

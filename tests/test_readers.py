@@ -18,7 +18,7 @@ import config
 import data
 import decode
 import readers
-import synthetic
+from tools import synthetic
 
 CLASSES = ('MoveLeft', 'Grow', 'BounceBall')  # 3 of the 6 synthetic video classes keep the writers fast
 VIDEO = dict(classes=CLASSES, seconds=1.0)  # 64 x 48 frames, the renderer's smallest sensible size

@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, Dataset
 import config
 import data
 import sampling
-import synthetic
+from tools import synthetic
 
 
 class Numbers(Dataset):

@@ -1,6 +1,6 @@
-"""Every set-up in config/ runs end to end (issue 12): `train.py <config> --smoke=True` trains it shrunk on synthetic
-copies of its datasets, written in their own layouts to a temporary folder, checkpoints, resumes from the
-checkpoint, and evaluates it with eval.py. Objective-only files run after the MultiTrain demo's data set-up. A
+"""Every set-up in config/ runs end to end: `python -m tools.smoke <config>` trains it shrunk on synthetic copies of
+its datasets, written in their own layouts to a temporary folder, checkpoints, resumes from the checkpoint, and
+evaluates it with eval.py. Objective-only files run after the MultiTrain demo's data set-up. A
 set-up whose roots are missing stops at once with one message that says what to do."""
 
 import os
@@ -24,8 +24,8 @@ def command(path):
 
 
 def smoke(args):
-    """train.py args --smoke=True in a process of its own, one thread, as a user runs it."""
-    return subprocess.run([sys.executable, 'train.py', *args, '--smoke=True'], cwd=REPO, capture_output=True,
+    """python -m tools.smoke args, one thread, as a user runs it."""
+    return subprocess.run([sys.executable, '-m', 'tools.smoke', *args], cwd=REPO, capture_output=True,
                           text=True, timeout=900, env={**os.environ, 'OMP_NUM_THREADS': '1'})
 
 
@@ -53,14 +53,13 @@ def test_every_setup_runs_end_to_end_in_smoke_mode(path):
 
 @pytest.mark.slow
 def test_flagship_smoke_under_torchrun_two_processes():
-    proc = run('-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2', 'train.py', 'config/k400_mit.py',
-               '--smoke=True')
+    proc = run('-m', 'tools.smoke', 'config/k400_mit.py', '--nproc=2')
     assert 'batches of 4 x 2 rank(s)' in proc.stdout                  # one mixed batch of 2 + 2 clips per rank
     assert proc.stdout.count('smoke OK') == 1 and 'resumed from ' in proc.stdout
 
 
 def test_missing_roots_stop_with_one_message(tmp_path):
-    """Without --smoke, a set-up whose roots are missing says so once, names every missing root with where to get
+    """A set-up whose roots are missing says so once, names every missing root with where to get
     its dataset and the smoke command, and exits with status 1 before loading anything, without a traceback."""
     proc = subprocess.run([sys.executable, str(REPO / 'train.py'), str(REPO / 'config/multitrain_k400_mit_ssv2_actnet.py')],
                           cwd=tmp_path, capture_output=True, text=True, timeout=300)  # no data/ in tmp_path
@@ -72,7 +71,7 @@ def test_missing_roots_stop_with_one_message(tmp_path):
                               ('actnet', 'data/activitynet', 'ActivityNet')):
         line = next(l for l in err.splitlines() if l.strip().startswith(f'{name}:'))
         assert root in line and where in line and 'README.md' in line and '#real-data' in line
-    assert f"python train.py {REPO / 'config/multitrain_k400_mit_ssv2_actnet.py'} --smoke=True" in err
+    assert f"python -m tools.smoke {REPO / 'config/multitrain_k400_mit_ssv2_actnet.py'}" in err
 
 
 @pytest.mark.slow

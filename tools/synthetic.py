@@ -15,14 +15,17 @@ encoded with PyAV in each format's real codec: MPEG-4 Part 2 AVI (UCF101, HMDB51
 import argparse
 import json
 import pickle
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's modules, when run as a file
+
 import decode
-import encode
+from tools import encode
 
 # The mask of a shape of half-size r; dx, dy are pixel offsets from its centre. All arguments broadcast.
 SHAPES = {

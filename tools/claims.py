@@ -31,9 +31,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's modules, when run as a file
+
 import config
 
-ROOT = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parents[1]  # the repository
 QUICK_SCALE = 0.2  # --quick: a fifth of the steps
 DATA = 'data/claims'  # the synthetic datasets, written once, shared by the full and the quick run
 OBJECTIVE_KEYS = ('sampling', 'update', 'projection', 'projection_init', 'var_weight', 'cov_weight', 'uncertainty',
@@ -181,7 +183,7 @@ def run(a, seed, out, force=False):
     if a['eval_args'] or a['settings'].get('projection', 'none') != 'none':  # else the final eval in log.jsonl
         _call(['eval.py', f'--out_dir={run_dir}', *a['eval_args']], log)
     if a['stats']:
-        _call(['claims.py', '--embedding_stats', str(run_dir)], log)
+        _call(['tools/claims.py', '--embedding_stats', str(run_dir)], log)
     metrics = read_metrics(run_dir)
     done = dict(arm=a['name'], seed=seed, config=text, eval_args=a['eval_args'], stats=a['stats'],
                 command=f"python train.py {cfg_path} --seed={seed} --out_dir={run_dir}",
@@ -309,7 +311,7 @@ MOTION = ['MoveLeft', 'MoveRight', 'Grow', 'Shrink']  # the classes that differ 
 def names_of(dataset, objects):
     """The class names that dataset's layout gives to objects ('GreenCircle' in UCF101, 'green circle' in Moments,
     'green_circle' in HMDB51)."""
-    import synthetic
+    from tools import synthetic
     fmt = DATASETS[dataset]['format']
     if fmt == 'moments':
         return [synthetic.MOMENTS_NAMES[o] for o in objects]

@@ -42,6 +42,7 @@ import os
 import statistics
 import subprocess
 import sys
+from pathlib import Path
 import tempfile
 import time
 import types
@@ -58,8 +59,10 @@ except (ImportError, OSError, RuntimeError):
     VideoDecoder = None
 from torch.utils.flop_counter import FlopCounterMode
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's modules, when run as a file
+
 import decode
-import encode
+from tools import encode
 import losses
 from model import MVIT_PRESETS, VisionTransformer
 from pretrained import from_torchvision

@@ -26,12 +26,15 @@ import json
 import math
 import os
 import sys
+from pathlib import Path
 import types
 from contextlib import contextmanager, nullcontext
 
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's modules, when run as a file
 
 import config
 import data
