@@ -16,7 +16,7 @@ linux = pytest.mark.skipif(not os.path.exists('/proc/self/clear_refs'), reason='
 @pytest.mark.parametrize('mib', [64])
 def test_cpu_step_peak_finds_a_known_allocation(mib):
     """A step that holds mib MiB at its peak, beyond a resident 32 MiB that must not count, reads mib MiB."""
-    script = (f'import torch, bench\n'
+    script = (f'import torch\nfrom tools import bench\n'
               f'resident = torch.ones(8 * 2 ** 20)\n'
               f'def step():\n'
               f'    a = torch.ones({mib} * 2 ** 18)\n'  # mib MiB of float32
@@ -35,7 +35,7 @@ def test_cpu_step_peak_finds_a_known_allocation(mib):
 ])  # each run starts three processes (the run and one per contender's step peak), ~20 s on 2 cores; the MViT's
 #     path differs from the ViT's only in the model built, and is left to `python bench.py --backbone=mvit`
 def test_bench_reports_time_flops_memory_and_the_ratio(args, first, second):
-    out = subprocess.run([sys.executable, 'bench.py', '--steps=1', '--batch=4', *args], cwd=ROOT,
+    out = subprocess.run([sys.executable, '-m', 'tools.bench', '--steps=1', '--batch=4', *args], cwd=ROOT,
                          capture_output=True, text=True, check=True).stdout
     lines = {line.split()[0]: line for line in out.splitlines()}
     for name in (first, second):
@@ -55,7 +55,7 @@ def test_bench_decode_checks_and_reports_every_contender(tmp_path):
     from tools import synthetic
     frames = synthetic.render_video('MoveLeft', np.random.default_rng(0), 64, 48, 90)
     encode.write_video(tmp_path / 'v.avi', frames, 30, 'mpeg4', audio=True, key_every=12)
-    out = subprocess.run([sys.executable, 'bench.py', '--decode', '--steps=1', f'--decode_video={tmp_path / "v.avi"}'],
+    out = subprocess.run([sys.executable, '-m', 'tools.bench', '--decode', '--steps=1', f'--decode_video={tmp_path / "v.avi"}'],
                          cwd=ROOT, capture_output=True, text=True, check=True).stdout
     lines = [line.split() for line in out.splitlines() if line.startswith('  ')]
     try:
