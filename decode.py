@@ -176,7 +176,8 @@ def _unpacked(packets, stream):
     (pts = that one's dts; the last one, after its B-frames). A reference is held back until the next one arrives.
     """
     unpack = BitStreamFilterContext('mpeg4_unpack_bframes', stream)
-    reference, b_frames = None, []
+    reference = None
+    b_frames = []
     for packet in itertools.chain.from_iterable(map(unpack.filter, packets)):
         data = bytes(packet)
         if data[data.find(VOP_START) + 4] >> 6 == 2:  # coding type 2: a B-frame
@@ -186,7 +187,8 @@ def _unpacked(packets, stream):
         if reference is not None:
             reference.pts = packet.dts
         yield from [reference, *b_frames] if reference is not None else b_frames
-        reference, b_frames = packet, []
+        reference = packet
+        b_frames = []
     if reference is not None:
         reference.pts = (b_frames[-1] if b_frames else reference).dts + 1
     yield from [reference, *b_frames] if reference is not None else b_frames
@@ -262,7 +264,8 @@ def _shown_frames(container, stream, times, keep):
     Returns False when the packets cannot show every time (the file cannot seek, no key frame where the demuxer
     landed, or the decoder dropped a frame it was asked for): the caller then decodes from the start.
     """
-    seek_to, landed = times[0], None
+    seek_to = times[0]
+    landed = None
     for _ in range(4):
         try:
             packets = _packets(container, stream, seek_to, times[-1])
@@ -273,10 +276,11 @@ def _shown_frames(container, stream, times, keep):
         key = packets[0]
         if times[0] >= key.pts or key.pts == landed:  # at the stream's first key frame nothing is shown before it
             break
-        landed, seek_to = key.pts, min(key.pts, key.pts if key.dts is None else key.dts) - 1
+        landed = key.pts
+        seek_to = min(key.pts, key.pts if key.dts is None else key.dts) - 1
     else:
         return False
-    # Plain ints and lists: a clip's few numbers cost less this way than as arrays (see the README's decoding part).
+    # Plain ints and lists: a clip's few numbers cost less this way than as arrays (docs/speed.md, Decoding).
     packet_pts = [p.pts for p in packets]  # decoding order; None where unknown
     pts = sorted(t for t in packet_pts if t is not None)
     at = {}  # {pts shown: the times it is on screen at}; the last packet to start at or before a time is shown
@@ -293,7 +297,8 @@ def _shown_frames(container, stream, times, keep):
             runs[-1][1] = max(runs[-1][1], position[s])
         else:
             runs.append([first, position[s]])
-    codec, skip = stream.codec_context, 'DEFAULT'
+    codec = stream.codec_context
+    skip = 'DEFAULT'
     for first, last in runs:
         for packet, t in itertools.chain(zip(packets[first:last + 1], packet_pts[first:last + 1]), [(None, None)]):
             mode = 'DEFAULT' if t is None or t in wanted else 'NONREF'  # None: hand out what the decoder holds
@@ -312,7 +317,9 @@ def _shown_frames_from_start(path, times, origin):
     frame show it, times past the end the last frame."""
     with av.open(str(path)) as container:
         stream, fps = _first_video_stream(container)
-        frames, previous, i = {}, None, 0
+        frames = {}
+        previous = None
+        i = 0
         packets = itertools.chain(_demux(container, stream), [None])  # None: the decoder hands out what it holds
         for n, frame in enumerate(f for packet in packets for f in stream.codec_context.decode(packet)):
             pts = frame.pts if frame.pts is not None else origin + int(n / fps / stream.time_base)
@@ -339,7 +346,9 @@ def _decode(path, container, stream, fps, origin, indices):
     groups no more than SEEK_GAP_SECONDS apart, each read by one seek and one forward pass (see _shown_frames).
     Only the frames returned are converted to RGB, each once, as soon as decoded."""
     times = _frame_times(stream, fps, origin, indices)                                  # N ints
-    distinct, gap, groups = sorted(set(times)), SEEK_GAP_SECONDS / float(stream.time_base), []
+    distinct = sorted(set(times))
+    gap = SEEK_GAP_SECONDS / float(stream.time_base)
+    groups = []
     for t in distinct:
         if not groups or t - groups[-1][-1] > gap:
             groups.append([])
@@ -347,7 +356,8 @@ def _decode(path, container, stream, fps, origin, indices):
     rows = {}  # {time: the output rows that show it}
     for n, t in enumerate(times):
         rows.setdefault(t, []).append(n)
-    rgb, video = VideoReformatter(), []  # one converter for the clip (frame.to_ndarray builds one per frame)
+    rgb = VideoReformatter()  # one converter for the clip (frame.to_ndarray builds one per frame)
+    video = []
 
     def keep(frame, shown_at):
         """Convert a frame once (one thread: the work is too small to share, and loader workers use the cores),

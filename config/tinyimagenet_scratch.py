@@ -4,7 +4,7 @@
 #   python train.py config/tinyimagenet_scratch.py && python eval.py config/tinyimagenet_scratch.py
 #
 # The 200-class subset this project's machines share (50 training and 10 val images a class): measured there, 7.25%
-# top-1 (22.35% top-5, chance 0.5%) in 7 min 45 s on 2 CPU cores (README, "Results measured here").
+# top-1 (22.35% top-5, chance 0.5%) in 7 min 45 s on 2 CPU cores (docs/results.md).
 #   python train.py config/tinyimagenet_scratch.py \
 #       --datasets="{'tinyimagenet': {'format': 'tinyimagenet', 'root': 'data/tiny-imagenet-200-mini', 'batch_size': 64, 'crop_scale': (0.25, 1.0)}}"
 #   python eval.py config/tinyimagenet_scratch.py --datasets="{...the same...}"

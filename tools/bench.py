@@ -53,7 +53,7 @@ import av
 import numpy as np
 import torch
 import torchvision
-try:  # optional, for --decode: it needs FFmpeg's shared libraries from the system (see the README)
+try:  # optional, for --decode: it needs FFmpeg's shared libraries from the system (docs/speed.md)
     from torchcodec.decoders import VideoDecoder
 except (ImportError, OSError, RuntimeError):
     VideoDecoder = None
