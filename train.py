@@ -159,6 +159,11 @@ if master:
     print(f'model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, '
           f'objective: {sum(p.numel() for p in objective.parameters()) / 1e6:.2f} M')
 if cfg.compile:  # the backbone is the hot part; the method is compiled, so the module and its state dict stay plain
+    import torch._inductor.config as inductor_config
+    # inductor's loop reindexing makes Triton's tiling analysis abort on the ViT's fused kernels (seen with torch
+    # 2.11 on an H200; pytorch/pytorch#197077); without it they compile and fuse as before
+    if hasattr(inductor_config, 'loop_reindexing_after_fusion'):
+        inductor_config.loop_reindexing_after_fusion = False
     model.features = torch.compile(model.features)
 if ddp:
     # a batch runs only its own datasets' heads (unless a projection runs all), so some parameters sit out
