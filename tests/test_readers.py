@@ -167,6 +167,8 @@ def test_hmdb_split_marks(tmp_path):
     write(tmp_path / 'splits' / 'brush_hair_test_split2.txt', "a.avi 1 \r\nb.avi 2\n\nc.avi 0\nd.avi 1\n")
     write(tmp_path / 'splits' / 'brush_hair_test_split1.txt', "a.avi 2\n")
     write(tmp_path / 'splits' / 'fall_floor_test_split2.txt', "e.avi 2\n")
+    for name in ('a.avi', 'b.avi'):  # a split none of whose videos is on disk is an error (see test_bad_input.py)
+        touch(tmp_path / 'videos' / 'brush_hair' / name)
     train, classes = readers.read_hmdb51(tmp_path, 'train', fold=2)
     val, _ = readers.read_hmdb51(tmp_path, 'val', fold=2)
     assert classes == ['brush_hair', 'fall_floor']
@@ -283,6 +285,7 @@ def test_ssv2_brackets_and_unknown_class(tmp_path):
     entries = ('[{"id": "7", "label": "Putting a cup on a table", "template": "Putting [something] on a surface",'
                ' "placeholders": ["a cup"]},\n {"id": "8", "template": "Pretending to open [something]"}')
     write(tmp_path / 'train.json', entries + ']')
+    touch(tmp_path / 'videos' / '7.webm')
     samples, classes = readers.read_ssv2(tmp_path, 'train')
     assert classes == ['Pretending to open something', 'Putting something on a surface']
     assert samples == [(str(tmp_path / 'videos' / '7.webm'), 1), (str(tmp_path / 'videos' / '8.webm'), 0)]
@@ -312,6 +315,7 @@ def test_moments_synthetic(roots):
 def test_moments_categories_without_index_and_bad_rows(tmp_path):
     write(tmp_path / 'categories.txt', 'running\nbouncing\r\n')
     write(tmp_path / 'trainingSet.csv', 'bouncing/a.mp4,bouncing,3,0\nrunning/b.mp4,running,2,1\n')
+    touch(tmp_path / 'training' / 'bouncing' / 'a.mp4')
     samples, classes = readers.read_moments(tmp_path, 'train')
     assert classes == ['running', 'bouncing']
     assert samples == [(str(tmp_path / 'training' / 'bouncing' / 'a.mp4'), 1),
@@ -341,7 +345,7 @@ def test_formats_registered_and_missing_root_named(fmt, tmp_path):
     kind, read = config.FORMATS[fmt], readers.FORMATS[fmt]
     assert kind in data.DATASETS and callable(synthetic.WRITERS[fmt])
     spec = config.dataset_spec(fmt, dict(format=fmt, root=str(tmp_path / 'absent')))
-    with pytest.raises(FileNotFoundError, match=f"python synthetic.py {fmt} "):
+    with pytest.raises(FileNotFoundError, match=f"python -m tools.synthetic {fmt} "):
         read(spec, 'train')
 
 
