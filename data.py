@@ -34,6 +34,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
+from tqdm import tqdm
 
 import config
 import readers
@@ -90,7 +91,7 @@ def excepthook(kind, error, tb):
     its one line (the path and the fix) and exit status 1; any other exception is printed as usual, traceback and
     all."""
     if issubclass(kind, readers.DataError):
-        print(f"data error: {error}", file=sys.stderr, flush=True)
+        tqdm.write(f"data error: {error}", file=sys.stderr)  # on a line of its own, below a progress bar if any
     else:
         sys.__excepthook__(kind, error, tb)
 
@@ -138,8 +139,10 @@ class _Samples(Dataset):
         than max_bad_fraction of the dataset is unreadable."""
         if not self.bad[index]:
             self.bad[index] = 1
-            print(f"warning: {error}; another sample of {self.spec['root']} replaces it "
-                  f"({self.num_bad()} unreadable so far)", file=sys.stderr, flush=True)
+            # one write, line and newline together: the warnings of several worker processes do not interleave
+            sys.stderr.write(f"warning: {error}; another sample of {self.spec['root']} replaces it "
+                             f"({self.num_bad()} unreadable so far)\n")
+            sys.stderr.flush()
         bad, limit = self.num_bad(), self.spec['max_bad_fraction']
         if bad > limit * len(self):
             examples = ', '.join(str(self.samples[i][0]) for i in self.bad.nonzero().flatten()[:3].tolist())
