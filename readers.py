@@ -390,6 +390,8 @@ def _listing(root, folder, frames):
 
 
 KINETICS_VAL_CSVS = ('val.csv', 'validate.csv')  # CVDF's name, DeepMind's name: whichever is there
+# CVDF's re-encoded copies of about 1400 corrupted Kinetics-400 training clips, as k400_extractor.sh extracts them
+KINETICS_REPLACEMENTS = 'replacement/replacement_for_corrupted_k400'
 
 
 def _kinetics_val_csv(root):
@@ -422,7 +424,8 @@ def read_kinetics(root, split, frames=False, lists=None, flat=None):
                                                   underscores for spaces (see kinetics_folder_names)
     The layout is found on disk, clip by clip: a clip is looked for in its class folder, then directly in the split's
     folder, so a mix of the two is read too. flat=True looks only directly in the split's folder, flat=False only
-    in class folders (None: both). The classes are the sorted labels of train.csv. Real downloads always miss some
+    in class folders (None: both). A training clip with a copy in CVDF's replacement/replacement_for_corrupted_k400/
+    (matched by youtube id, as CVDF's arrange_by_classes.py matches them) is read from that copy. The classes are the sorted labels of train.csv. Real downloads always miss some
     videos (taken off YouTube), so a row whose clip is not on disk (with frames=True: whose frame folder is not)
     is skipped, and loudly: one line "<csv>: N of M clips missing on disk" when N > 0; when all are missing,
     DataNotFound says where the clips were expected and where they are. lists: {'train': ids, 'val': ids} keeps
@@ -440,8 +443,12 @@ def read_kinetics(root, split, frames=False, lists=None, flat=None):
     top = root / split
     names = _listing(root, top, frames)  # the clips of a flat layout, or the class folders
     folders = {}  # label -> (its class folder, the names in it); (None, set()) when it has none
-    samples = []
-    for n, label, _, name in rows:
+    replacements = {}  # youtube id -> the name of its replacement clip (training split, videos only)
+    if split == 'train' and not frames:
+        replacements = {name[:11]: name for name in _listing(root, root / KINETICS_REPLACEMENTS, False)
+                        if name.endswith('.mp4')}
+    samples, replaced = [], 0
+    for n, label, youtube_id, name in rows:
         if label not in label_of:
             raise _bad_line(path, n, f'label {label!r} is not in {train_csv}' + (' (listed rows)' if lists else ''),
                             label)
@@ -450,7 +457,10 @@ def read_kinetics(root, split, frames=False, lists=None, flat=None):
             folders[label] = (folder, _listing(root, folder, frames) if folder and flat is not True else set())
         folder, inside = folders[label]
         key = name.removesuffix('.mp4') if frames else name  # a frame folder is named as its clip, no suffix
-        if key in inside:
+        if youtube_id in replacements:
+            samples.append((str(root / KINETICS_REPLACEMENTS / replacements[youtube_id]), label_of[label]))
+            replaced += 1
+        elif key in inside:
             samples.append((str(folder / name), label_of[label]))
         elif flat is not False and key in names:
             samples.append((str(top / name), label_of[label]))
@@ -464,6 +474,8 @@ def read_kinetics(root, split, frames=False, lists=None, flat=None):
                        frame_folder(root, expected) if frames else expected, frames)
     if missing:
         print(f"{path}: {missing} of {len(rows)} clips missing on disk")
+    if replaced:
+        print(f"{path}: {replaced} clips read from their replacements in {root / KINETICS_REPLACEMENTS}")
     return samples, classes
 
 

@@ -315,6 +315,21 @@ def test_kinetics_class_folder_names_and_flat_override(tmp_path, capsys):
         config.dataset_spec('k', dict(format='kinetics', root=str(tmp_path), flat='auto'))
 
 
+def test_kinetics_cvdf_replacement_clips(tmp_path, capsys):
+    """CVDF's re-encoded copies of corrupted K400 training clips are read instead of the clips, matched by youtube
+    id, whether the corrupted clip is on disk or not; the count is printed."""
+    csv_path = write(tmp_path / 'annotations' / 'train.csv', KINETICS_CSV)
+    touch(tmp_path / 'train' / '-abcdefghij_000005_000015.mp4')
+    touch(tmp_path / 'train' / 'ABCDEFGHIJK_000000_000010.mp4')
+    replacements = tmp_path / 'replacement' / 'replacement_for_corrupted_k400'
+    touch(replacements / 'ABCDEFGHIJK_000000_000010.mp4')
+    touch(replacements / 'Bbbbbbbbbbb_000030_000040.mp4')
+    samples, _ = readers.read_kinetics(tmp_path, 'train')
+    assert [Path(p).relative_to(tmp_path).parts[0] for p, _ in samples] == ['train', 'replacement', 'replacement']
+    assert capsys.readouterr().out == (f"{csv_path}: 1 of 4 clips missing on disk\n"
+                                       f"{csv_path}: 2 clips read from their replacements in {replacements}\n")
+
+
 def test_kinetics_val_csv_names(tmp_path, capsys):
     header = KINETICS_CSV.splitlines()[0]
     write(tmp_path / 'annotations' / 'train.csv', f"{header}\nabseiling,zzzzzzzzzzz,1,11,train,0\n")
