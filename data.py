@@ -132,7 +132,8 @@ class _Samples(Dataset):
             if draws is None:
                 draws = np.random.default_rng([seed, index])
             candidate = int(draws.integers(len(self)))
-        raise RuntimeError(f"{self.spec['root']}: found no readable sample in {MAX_TRIES} tries for sample {index}")
+        raise TooManyUnreadable(f"{self.spec['root']}: found no readable sample in {MAX_TRIES} tries for sample "
+                                f"{index} (max_bad_fraction={self.spec['max_bad_fraction']:.2%})")
 
     def _flag(self, index, error):
         """Flag sample `index` unreadable, warn once (the first process to flag it), and stop the run when more

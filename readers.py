@@ -425,11 +425,12 @@ def read_kinetics(root, split, frames=False, lists=None, flat=None):
     The layout is found on disk, clip by clip: a clip is looked for in its class folder, then directly in the split's
     folder, so a mix of the two is read too. flat=True looks only directly in the split's folder, flat=False only
     in class folders (None: both). A training clip with a copy in CVDF's replacement/replacement_for_corrupted_k400/
-    (matched by youtube id, as CVDF's arrange_by_classes.py matches them) is read from that copy. The classes are the sorted labels of train.csv. Real downloads always miss some
-    videos (taken off YouTube), so a row whose clip is not on disk (with frames=True: whose frame folder is not)
-    is skipped, and loudly: one line "<csv>: N of M clips missing on disk" when N > 0; when all are missing,
-    DataNotFound says where the clips were expected and where they are. lists: {'train': ids, 'val': ids} keeps
-    only the rows of those youtube ids, and the classes of the kept training rows (see read_minikinetics).
+    (matched by youtube id, as CVDF's arrange_by_classes.py matches them) is read from that copy. The classes are
+    the sorted labels of train.csv. Real downloads always miss some videos (taken off YouTube), so a row whose clip
+    is not on disk (with frames=True: whose frame folder is not) is skipped, and loudly: one line "<csv>: N of M
+    clips missing on disk" when N > 0; when all are missing, DataNotFound says where the clips were expected and
+    where they are. lists: {'train': ids, 'val': ids} keeps only the rows of those youtube ids, and the classes of
+    the kept training rows (see read_minikinetics).
     """
     root = _check_root(root, split, 'minikinetics' if lists else 'kinetics')
     train_csv = root / 'annotations' / 'train.csv'

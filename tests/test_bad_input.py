@@ -315,4 +315,5 @@ def test_train_py_says_too_many_unreadable_samples_in_one_line(clean, tmp_path):
     assert len(lines) == 1, err
     assert re.fullmatch(rf"data error: {re.escape(str(root))}: [12] of 8 samples \(\d+\.\d\d%\) cannot be read, "
                         rf"more than max_bad_fraction=10\.00%, e\.g\. {re.escape(str(root / 'training'))}/.*: stopping "
-                        rf"rather than training on a shrinking dataset \(repair or re-download these files\)", lines[0]), err
+                        rf"rather than training on a shrinking dataset \(repair or re-download these files\)",
+                        lines[0]), err

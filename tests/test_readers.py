@@ -291,12 +291,22 @@ def test_kinetics_shapes_are_read_with_no_setting(roots, capsys):
     assert len(names['kinetics']['train']) == 3 * 2 and len(names['kinetics']['val']) == 3
 
 
+def test_reader_lines_come_from_rank_0_only(roots, capsys):
+    """What a reader prints is the same on every rank of a run: rank 0 says it, the others build the same loader
+    in silence."""
+    spec = config.dataset_spec('k', dict(format='kinetics', root=str(roots / 'cvdf_k400'), batch_size=1))
+    sizes = [len(data.make_loader(spec, 'val', make_cfg(), rank, 2).dataset) for rank in (1, 0)]
+    assert sizes == [3, 3]
+    assert capsys.readouterr().out == f"{roots / 'cvdf_k400'}: the val split is annotations/val.csv\n"
+
+
 def test_kinetics_class_folder_names_and_flat_override(tmp_path, capsys):
     """A class folder may be named as the label (CVDF, the ActivityNet crawler), with underscores for spaces
     (mmaction2), or also without ' ( ) (torchvision); a clip not in its class folder is looked for directly in the
     split's folder. flat=True looks only there, flat=False only in class folders."""
     write(tmp_path / 'annotations' / 'train.csv', KINETICS_CSV)
-    assert kinetics_folder_names("person's dog (big)") == ["person's dog (big)", "person's_dog_(big)", 'persons_dog_big']
+    assert kinetics_folder_names("person's dog (big)") == [
+        "person's dog (big)", "person's_dog_(big)", 'persons_dog_big']
     touch(tmp_path / 'train' / 'pouring_milk,_carefully' / '-abcdefghij_000005_000015.mp4')  # mmaction2
     touch(tmp_path / 'train' / 'persons_dog' / 'ABCDEFGHIJK_000000_000010.mp4')              # torchvision
     touch(tmp_path / 'train' / 'abseiling' / 'zzzzzzzzzzz_000120_000130.mp4')                # the label itself
