@@ -263,6 +263,9 @@ def read_imagefolder(root, split):
         raise DataNotFound(f"{root / 'train'} is missing: the classes are the folders of the train split")
     classes = sorted(d.name for d in (root / 'train').iterdir() if d.is_dir())
     label_of = {name: label for label, name in enumerate(classes)}
+    if not (root / split).is_dir():
+        raise DataNotFound(f"{root / split} is missing: the {split} split's images go in {root / split}/<class>/, "
+                           f"found {_contents(root)}")
     samples = []
     for folder in sorted(d for d in (root / split).iterdir() if d.is_dir()):
         if folder.name not in label_of:
@@ -315,7 +318,7 @@ def read_cifar100(root, split):
     if not names:
         raise DataInvalid(f"{meta}: no b'fine_label_names'")
     classes = [n.decode() if isinstance(n, bytes) else n for n in names]
-    path = cifar_file(root, split)
+    path = _annotation(cifar_file(root, split))
     _, labels = _cifar_arrays(str(path))
     bad = [i for i, y in enumerate(labels) if not 0 <= y < len(classes)]
     if bad:

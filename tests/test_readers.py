@@ -149,6 +149,16 @@ def test_cifar_loader_batches(roots):
     assert x.shape == (4, 3, 16, 16) and x.dtype == torch.float32 and y.shape == (4,)
 
 
+def test_imagefolder_and_cifar_missing_parts_are_named(roots, tmp_path):
+    touch(tmp_path / 'images' / 'train' / 'cat' / 'a.jpg')
+    with pytest.raises(readers.DataNotFound, match=re.escape(f"{tmp_path / 'images' / 'val'} is missing")):
+        readers.read_imagefolder(tmp_path / 'images', 'val')
+    shutil.copytree(roots / 'cifar100', tmp_path / 'cifar')
+    (tmp_path / 'cifar' / 'cifar-100-python' / 'test').unlink()
+    with pytest.raises(readers.DataNotFound, match=re.escape(f"{tmp_path / 'cifar' / 'cifar-100-python' / 'test'}")):
+        readers.read_cifar100(tmp_path / 'cifar', 'val')
+
+
 def test_cifar_label_out_of_range(tmp_path):
     write_cifar(tmp_path, np.zeros((2, 3072), np.uint8), [0, 5], ['apple', 'bear'])
     with pytest.raises(ValueError, match=r"cifar-100-python/train: fine label 5 of row 1 is out of range"):
