@@ -673,7 +673,7 @@ def read_list(root, split, frames=False, train_list='train.txt', val_list='val.t
     """Any dataset given as lists of files, one sample a line: how a dataset without a reader of its own is read.
     The lines of mmaction2's *_list_videos.txt and of PySlowFast's train.csv / val.csv are of this form.
         train.txt, val.txt     'relative/path label': a path relative to the root (it may hold spaces: the label is
-                               the line's last field) and an integer label 0..C-1
+                               the line's last field; an absolute path is taken as it is) and an integer label 0..C-1
         classes.txt            optional: the class names, one per line, line k naming label k (mmaction2's label
                                map); without it the classes are named by their numbers, 0 .. the largest label
         the files              anywhere under the root; images (.jpg, .jpeg, .png, in any case) or videos (any

@@ -392,7 +392,7 @@ def test_list_of_videos_and_of_images(roots):
 def test_list_handwritten(tmp_path):
     """Paths with spaces, renamed list files, no label map (classes named by their numbers), CRLF lines."""
     write(tmp_path / 'lists' / 'a.txt', 'clips/x y.avi 2\r\n\r\nclips/z.mkv 0\r\n')
-    write(tmp_path / 'lists' / 'b.txt', 'clips/z.mkv 1\n')
+    write(tmp_path / 'lists' / 'b.txt', f"clips/z.mkv 1\n{tmp_path / 'clips' / 'x y.avi'} 0\n")  # absolute: as is
     touch(tmp_path / 'clips' / 'x y.avi')
     touch(tmp_path / 'clips' / 'z.mkv')
     spec = config.dataset_spec('l', dict(format='list', root=str(tmp_path), train_list='lists/a.txt',
@@ -400,7 +400,8 @@ def test_list_handwritten(tmp_path):
     samples, classes = readers.FORMATS['list'](spec, 'train')
     assert classes == ['0', '1', '2']
     assert samples == [(str(tmp_path / 'clips' / 'x y.avi'), 2), (str(tmp_path / 'clips' / 'z.mkv'), 0)]
-    assert readers.FORMATS['list'](spec, 'val') == ([(str(tmp_path / 'clips' / 'z.mkv'), 1)], classes)
+    assert readers.FORMATS['list'](spec, 'val') == ([(str(tmp_path / 'clips' / 'z.mkv'), 1),
+                                                     (str(tmp_path / 'clips' / 'x y.avi'), 0)], classes)
 
 
 @pytest.mark.parametrize('train, val, words', [
