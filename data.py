@@ -147,9 +147,10 @@ class _Samples(Dataset):
         bad, limit = self.num_bad(), self.spec['max_bad_fraction']
         if bad > limit * len(self):
             examples = ', '.join(str(self.samples[i][0]) for i in self.bad.nonzero().flatten()[:3].tolist())
-            raise TooManyUnreadable(f"{self.spec['root']}: {bad} of {len(self)} samples ({bad / len(self):.2%}) cannot "
-                               f"be read, more than max_bad_fraction={limit:.2%}, e.g. {examples}: stopping rather "
-                               f"than training on a shrinking dataset (repair or re-download these files)")
+            raise TooManyUnreadable(f"{self.spec['root']}: {bad} of {len(self)} samples ({bad / len(self):.2%}) "
+                                    f"cannot be read, more than max_bad_fraction={limit:.2%}, e.g. {examples}: "
+                                    f"stopping rather than training on a shrinking dataset (repair or re-download "
+                                    f"these files)")
 
 
 class ImageDataset(_Samples):
