@@ -122,9 +122,11 @@ CHOICES = dict(
     mvit_preset=('mvit_v2_s', 'multitrain', 'tiny'), head=('linear', 'mlp'), optimizer=('adamw', 'sgd'),
     lr_schedule=('cosine', 'step'), dtype=('auto', 'float32', 'bfloat16', 'float16'))
 # Each on-disk layout (a reader in readers.FORMATS, a writer in synthetic.WRITERS) and the kind of sample it holds:
-# image files, video files, or rows of CIFAR's in-memory arrays.
+# image files, video files, rows of CIFAR's in-memory arrays, or for 'list' either images or videos, as the
+# listed files' suffixes say (readers.list_kind).
 FORMATS = dict(tinyimagenet='image', ucf101='video', imagefolder='image', cifar100='cifar', hmdb51='video',
-               kinetics='video', minikinetics='video', ssv2='video', moments='video', activitynet='video')
+               kinetics='video', minikinetics='video', ssv2='video', moments='video', activitynet='video',
+               list='list')
 # The settings of one dataset in `datasets` (or `probe_datasets`), with their defaults; dataset_spec() fills them in.
 DATASET_DEFAULTS = dict(
     format=None,            # on-disk layout, a key of FORMATS
@@ -144,10 +146,14 @@ DATASET_DEFAULTS = dict(
     color_jitter=0.0,       # strength of the random colour distortion in training (0 = off, at most 1)
     max_bad_fraction=0.01,  # stop when more than this fraction of the samples cannot be read
     frames=False,           # read videos from folders of extracted frames (see decode.frame_folder), not by decoding
-    flat=False,             # Kinetics: clips directly in {train,val}/, not in {train,val}/<label>/
+    flat=None,              # Kinetics: None finds each clip in its class folder or directly in {train,val}/;
+                            # True looks only directly in {train,val}/, False only in class folders
     frames_fps=None,        # frames=True: the rate at which the frames were extracted (a folder has none)
     clip_len=None,          # ActivityNet: the annotated segments are cut into clips of at most clip_len seconds,
                             # each one sample (None: 10, as MultiTrain cuts them; see readers.read_activitynet)
+    train_list='train.txt', # 'list': the training list under the root, 'relative/path label' per line
+    val_list='val.txt',     # 'list': the validation list
+    label_map='classes.txt', # 'list': the class names, one per line (optional: without it, the label numbers)
 )
 SAMPLERS = ('window', 'stride', 'segments')  # DATASET_DEFAULTS['sampler'], decode.SAMPLERS
 # -----------------------------------------------------------------------------
@@ -288,7 +294,10 @@ def dataset_spec(name, spec):
     if spec['root'] is None:
         raise ConfigError(f"dataset {name!r}: 'root' is required")
     _choose(f"dataset {name!r}: sampler", spec['sampler'], SAMPLERS)
-    if spec['frames'] and (FORMATS[spec['format']] != 'video' or not spec['frames_fps']):
+    if spec['flat'] not in (None, True, False):
+        raise ConfigError(f"dataset {name!r}: flat must be None (find the layout on disk), True or False, "
+                          f"got {spec['flat']!r}")
+    if spec['frames'] and (FORMATS[spec['format']] not in ('video', 'list') or not spec['frames_fps']):
         raise ConfigError(f"dataset {name!r}: frames=True needs a video format and frames_fps, the rate at which "
                           f"the frames were extracted (got format {spec['format']!r}, frames_fps "
                           f"{spec['frames_fps']!r})")

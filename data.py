@@ -13,10 +13,16 @@ samples, chosen from (index, sample seed) alone so that the batch is the same wh
 prints one warning naming the file, and flags it in `dataset.bad`, a uint8 tensor in shared memory that the
 DataLoader's workers and the main process all see (`dataset.num_bad()` counts the flags; train.py reports
 them). When more than spec['max_bad_fraction'] (1 %) of a dataset turns out unreadable, the run stops with
-a RuntimeError naming the root, the count and a few files: training on a quietly shrinking dataset would
-change the results.
+TooManyUnreadable, one line naming the root, the count and a few files: training on a quietly shrinking dataset
+would change the results.
+
+A user's mistake in the data (readers.DataError: a root one level off, a missing annotation file, a split none of
+whose files is on disk, a malformed line, too many unreadable files) ends train.py and eval.py with its one line
+and no traceback (excepthook), whether a reader finds it at start-up or a loader's worker during the run.
 """
 
+import contextlib
+import io
 import os
 import shutil
 import sys
@@ -28,6 +34,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
+from tqdm import tqdm
 
 import config
 import readers
@@ -67,6 +74,28 @@ def _color_jitter(spec):
     return [v2.ColorJitter(0.8 * s, 0.8 * s, 0.8 * s, 0.2 * s)] if s else []
 
 
+class TooManyUnreadable(readers.DataError, RuntimeError):
+    """More than max_bad_fraction of a dataset cannot be read. Raised in a DataLoader worker, it reaches the main
+    process rebuilt by the DataLoader from the text of the worker's traceback ("Caught TooManyUnreadable in
+    DataLoader worker process 0.\nOriginal Traceback ...\ndata.TooManyUnreadable: <message>"): the constructor
+    keeps only the message, its last line, so that it stays one line."""
+
+    def __init__(self, message):
+        if message.startswith('Caught ') and '\nOriginal Traceback' in message:
+            message = message.rstrip().splitlines()[-1].split(': ', 1)[-1]
+        super().__init__(message)
+
+
+def excepthook(kind, error, tb):
+    """sys.excepthook of train.py and eval.py: a readers.DataError, a mistake in a dataset's files, ends the run with
+    its one line (the path and the fix) and exit status 1; any other exception is printed as usual, traceback and
+    all."""
+    if issubclass(kind, readers.DataError):
+        tqdm.write(f"data error: {error}", file=sys.stderr)  # on a line of its own, below a progress bar if any
+    else:
+        sys.__excepthook__(kind, error, tb)
+
+
 MAX_TRIES = 100  # samples tried before giving up on finding a readable one (max_bad_fraction stops sooner)
 
 
@@ -103,21 +132,25 @@ class _Samples(Dataset):
             if draws is None:
                 draws = np.random.default_rng([seed, index])
             candidate = int(draws.integers(len(self)))
-        raise RuntimeError(f"{self.spec['root']}: found no readable sample in {MAX_TRIES} tries for sample {index}")
+        raise TooManyUnreadable(f"{self.spec['root']}: found no readable sample in {MAX_TRIES} tries for sample "
+                                f"{index} (max_bad_fraction={self.spec['max_bad_fraction']:.2%})")
 
     def _flag(self, index, error):
         """Flag sample `index` unreadable, warn once (the first process to flag it), and stop the run when more
         than max_bad_fraction of the dataset is unreadable."""
         if not self.bad[index]:
             self.bad[index] = 1
-            print(f"warning: {error}; another sample of {self.spec['root']} replaces it "
-                  f"({self.num_bad()} unreadable so far)", file=sys.stderr, flush=True)
+            # one write, line and newline together: the warnings of several worker processes do not interleave
+            sys.stderr.write(f"warning: {error}; another sample of {self.spec['root']} replaces it "
+                             f"({self.num_bad()} unreadable so far)\n")
+            sys.stderr.flush()
         bad, limit = self.num_bad(), self.spec['max_bad_fraction']
         if bad > limit * len(self):
             examples = ', '.join(str(self.samples[i][0]) for i in self.bad.nonzero().flatten()[:3].tolist())
-            raise RuntimeError(f"{self.spec['root']}: {bad} of {len(self)} samples ({bad / len(self):.2%}) cannot "
-                               f"be read, more than max_bad_fraction={limit:.2%}, e.g. {examples}: stopping rather "
-                               f"than training on a shrinking dataset (repair or re-download these files)")
+            raise TooManyUnreadable(f"{self.spec['root']}: {bad} of {len(self)} samples ({bad / len(self):.2%}) "
+                                    f"cannot be read, more than max_bad_fraction={limit:.2%}, e.g. {examples}: "
+                                    f"stopping rather than training on a shrinking dataset (repair or re-download "
+                                    f"these files)")
 
 
 class ImageDataset(_Samples):
@@ -224,6 +257,7 @@ WHERE = {
     'tinyimagenet': 'Tiny-ImageNet-200', 'ucf101': 'UCF101', 'cifar100': 'CIFAR-100', 'imagefolder': 'ImageNet',
     'hmdb51': 'HMDB51', 'kinetics': 'Kinetics-400/600/700', 'minikinetics': 'Mini-Kinetics-200',
     'ssv2': 'Something-Something v2', 'moments': 'Moments in Time', 'activitynet': 'ActivityNet v1.3',
+    'list': 'a dataset given as lists of files',
 }
 
 
@@ -276,9 +310,13 @@ def _dataset(spec, split, cfg, rank=0, train=None):
     training transform if train (by default: for the train split), else the evaluation views."""
     if spec['synthetic']:
         _ensure_synthetic(spec, rank)
-    samples, classes = readers.FORMATS[spec['format']](spec, split)  # the reader checks the split
-    return DATASETS[config.FORMATS[spec['format']]](samples, classes, split == 'train' if train is None else train,
-                                                    spec, cfg)
+    # what a reader prints (clips missing on disk, the CSV it read) is the same on every rank: rank 0 says it
+    with contextlib.redirect_stdout(io.StringIO()) if rank else contextlib.nullcontext():
+        samples, classes = readers.FORMATS[spec['format']](spec, split)  # the reader checks the split
+    kind = config.FORMATS[spec['format']]
+    if kind == 'list':  # images or videos, as the listed files' suffixes say
+        kind = readers.list_kind(samples)
+    return DATASETS[kind](samples, classes, split == 'train' if train is None else train, spec, cfg)
 
 
 def _loader(dataset, sampler, cfg, where, train=True):

@@ -243,4 +243,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+    sys.excepthook = data.excepthook  # a mistake in a dataset's files: its one line, no traceback
     main(sys.argv[1:])

@@ -38,6 +38,7 @@ from eval import evaluate, print_results
 from model import build_model, configure_optimizer
 from pretrained import load_torchvision_backbone
 
+sys.excepthook = data.excepthook  # a mistake in a dataset's files (readers.DataError): one line, no traceback
 try:
     cfg = config.load(sys.argv[1:])  # every value checked (config.check)
 except config.ConfigError as e:

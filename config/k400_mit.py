@@ -7,7 +7,8 @@
 #
 # No paper trains exactly this pair. The closest figures are MultiTrain's "w/o ActNet" row (K400 + MiT + SSv2,
 # Table 3): 81.4% on K400 and 41.3% on MiT, from a K400 checkpoint (see multitrain_k400_mit_ssv2_actnet.py).
-# Data: see the README ("Real data"); Kinetics clips as the common downloader names them, Moments as shipped.
+# Data: see the README ("Real data"). Only `root` may need changing: Kinetics-400 is read as CVDF's extractor leaves
+# it (annotations/val.csv, clips directly in train/ and val/) or in class folders, Moments as its zip extracts.
 import os
 
 exec(open(os.path.join(os.path.dirname(__file__), 'multitrain.py')).read())  # the MultiTrain objective switches

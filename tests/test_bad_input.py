@@ -3,9 +3,12 @@ loaders must replace it (deterministically), name it once, count it across worke
 many are bad, and never hang."""
 
 import contextlib
+import os
 import re
 import shutil
 import signal
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import av
@@ -18,6 +21,7 @@ import config
 import data
 import decode
 import readers
+from conftest import REPO, write_config
 from tools import synthetic
 
 
@@ -209,3 +213,107 @@ def test_worker_crash_is_reported_not_waited_on(clean, tmp_path, monkeypatch):
                                          num_workers=2)
     with pytest.raises(KeyError, match='a bug'):
         run(loader, seconds=60)
+
+
+# -----------------------------------------------------------------------------
+# a user's mistakes in the layout: one line naming the path and the fix, and no traceback
+
+
+def one_line_error(error, capsys):
+    """The message of a readers.DataError, checked to be one line, and what data.excepthook (train.py's and eval.py's
+    sys.excepthook) prints for it: that same line, and no traceback."""
+    message = str(error)
+    assert isinstance(error, readers.DataError) and '\n' not in message
+    capsys.readouterr()
+    data.excepthook(type(error), error, error.__traceback__)
+    assert capsys.readouterr().err == f"data error: {message}\n"
+    return message
+
+
+def handwritten_kinetics(root):
+    """A Kinetics root as CVDF's K400 extractor leaves it (flat clips, val.csv), with empty stand-ins for the clips."""
+    header = 'label,youtube_id,time_start,time_end,split\n'
+    for split, csv_name, youtube_id in (('train', 'train.csv', 'aaaaaaaaaaa'), ('val', 'val.csv', 'bbbbbbbbbbb')):
+        (root / 'annotations').mkdir(parents=True, exist_ok=True)
+        (root / 'annotations' / csv_name).write_text(f'{header}"tying bow tie",{youtube_id},3,13,{split}\n')
+        (root / split).mkdir(parents=True, exist_ok=True)
+        (root / split / f'{youtube_id}_000003_000013.mp4').touch()
+    return root
+
+
+def test_root_one_level_too_high_or_too_low(tmp_path, capsys):
+    root = handwritten_kinetics(tmp_path / 'kinetics400' / 'k400')
+    message = one_line_error(pytest.raises(readers.DataNotFound, readers.read_kinetics, root.parent, 'train').value,
+                             capsys)
+    assert message == (f"dataset root {root.parent} is not a kinetics root: expected annotations/train.csv in it, "
+                       f"found {root / 'annotations' / 'train.csv'}: the root is one level too high, set root='{root}'")
+    message = one_line_error(pytest.raises(readers.DataNotFound, readers.read_kinetics, root / 'train', 'val').value,
+                             capsys)
+    assert message == (f"dataset root {root / 'train'} is not a kinetics root: expected annotations/train.csv in it, "
+                       f"found {root / 'annotations' / 'train.csv'}: the root is one level too low, set root='{root}'")
+    message = one_line_error(pytest.raises(readers.DataNotFound, readers.read_ucf101, root, 'train').value, capsys)
+    assert message.startswith(f"dataset root {root} is not a ucf101 root: expected ucfTrainTestlist in it, found "
+                              f"annotations/, train/, val/")
+
+
+def test_ucf101_without_its_split_lists(clean, tmp_path, capsys):
+    root = copy(clean, tmp_path, 'ucf')
+    shutil.rmtree(root / 'ucfTrainTestlist')  # UCF101.rar extracted, the splits' zip not
+    message = one_line_error(pytest.raises(readers.DataNotFound, readers.read_ucf101, root, 'train').value, capsys)
+    assert message == (f"dataset root {root} is not a ucf101 root: expected ucfTrainTestlist in it, found UCF-101/; "
+                       f"unzip UCF101TrainTestSplits-RecognitionTask.zip into it (it holds ucfTrainTestlist/) "
+                       f"(see README.md#real-data for the layout)")
+
+
+def test_videos_not_where_the_layout_puts_them(clean, tmp_path, capsys):
+    """Every video of a split missing is a layout problem, said at start-up with where the files are, not 28
+    unreadable samples found one by one during the run."""
+    root = copy(clean, tmp_path, 'ucf')
+    (root / 'UCF-101').rename(root / 'UCF101')
+    message = one_line_error(pytest.raises(readers.DataNotFound, readers.read_ucf101, root, 'val').value, capsys)
+    first = readers._lines(root / 'ucfTrainTestlist' / 'testlist01.txt')[0][1]
+    assert message == (f"{root / 'ucfTrainTestlist' / 'testlist01.txt'}: none of its 28 files is on disk, e.g. "
+                       f"{root / 'UCF-101' / first}: a file of that name is at {root / 'UCF101' / first}: move the "
+                       f"files to where the layout puts them, or fix the root")
+    kinetics = handwritten_kinetics(tmp_path / 'k400')
+    (kinetics / 'videos').mkdir()
+    (kinetics / 'val').rename(kinetics / 'videos' / 'val')  # e.g. after CVDF's arrange_by_classes.py, moved
+    message = one_line_error(pytest.raises(readers.DataNotFound, readers.read_kinetics, kinetics, 'val').value, capsys)
+    assert message.startswith(f"{kinetics / 'annotations' / 'val.csv'}: none of its 1 clips is on disk directly in "
+                              f"{kinetics / 'val'} or in its class folders, e.g. ")
+    assert message.endswith(f"a file of that name is at {kinetics / 'videos' / 'val' / 'bbbbbbbbbbb_000003_000013.mp4'}"
+                            f": move the files to where the layout puts them, or fix the root")
+
+
+def train_fails(config_path):
+    """Run train.py on a config that must fail; returns its stderr."""
+    proc = subprocess.run([sys.executable, 'train.py', str(config_path)], cwd=REPO, capture_output=True, text=True,
+                          timeout=600, env={**os.environ, 'OMP_NUM_THREADS': '1'})
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert 'Traceback' not in proc.stderr, proc.stderr[-3000:]
+    return proc.stderr
+
+
+def test_train_py_says_a_layout_mistake_in_one_line(tmp_path):
+    root = handwritten_kinetics(tmp_path / 'data' / 'k400')
+    spec = dict(format='kinetics', root=str(root.parent), num_frames=2, batch_size=1)
+    err = train_fails(write_config(tmp_path / 'config.py', tmp_path, tmp_path / 'out', datasets={'k400': spec}))
+    assert err.strip().splitlines()[-1] == (
+        f"data error: dataset root {root.parent} is not a kinetics root: expected annotations/train.csv in it, found "
+        f"{root / 'annotations' / 'train.csv'}: the root is one level too high, set root='{root}'")
+
+
+def test_train_py_says_too_many_unreadable_samples_in_one_line(clean, tmp_path):
+    """The limit is met in a DataLoader worker; the run still ends with the one line, no traceback."""
+    root = copy(clean, tmp_path, 'moments')
+    for path in (root / 'training').rglob('*.mp4'):
+        path.write_text('not a video')
+    spec = dict(format='moments', root=str(root), num_frames=2, clip_seconds=0.3, batch_size=2, max_bad_fraction=0.1)
+    err = train_fails(write_config(tmp_path / 'config.py', tmp_path, tmp_path / 'out', datasets={'mit': spec},
+                                   num_workers=2, img_size=16, patch_size=8, dim=16, depth=1))
+    lines = [line for line in re.split(r'[\r\n]', err) if line.startswith('data error: ')]
+    assert len(lines) == 1, err
+    assert re.fullmatch(rf"data error: {re.escape(str(root))}: [12] of 8 samples \(\d+\.\d\d%\) cannot be read, "
+                        rf"more than max_bad_fraction=10\.00%, e\.g\. {re.escape(str(root / 'training'))}/.*: stopping "
+                        rf"rather than training on a shrinking dataset \(repair or re-download these files\)",
+                        lines[0]), err

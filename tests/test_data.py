@@ -101,6 +101,8 @@ def write_ucf_lists(root, trainlist):
 
 def test_read_ucf101_handwritten(tmp_path):
     write_ucf_lists(tmp_path, 'Run/v_Run_g08_c01.avi 1\r\n\r\nJump/v_Jump_g09_c03.avi 2\r\n')
+    for rel in ('Run/v_Run_g08_c01.avi', 'Jump/v_Jump_g01_c01.avi'):  # one video of each split on disk
+        write(tmp_path / 'UCF-101' / rel, '')
     samples, classes = readers.read_ucf101(tmp_path, 'train', fold=1)
     assert classes == ['Run', 'Jump']
     assert samples == [(str(tmp_path / 'UCF-101' / 'Run' / 'v_Run_g08_c01.avi'), 0),
@@ -138,6 +140,7 @@ def write_tiny(root, val_annotations):
         for n in (0, 1):
             write(root / 'train' / wnid / 'images' / f'{wnid}_{n}.JPEG', '')  # readers do not open files
     write(root / 'val' / 'val_annotations.txt', val_annotations)
+    write(root / 'val' / 'images' / 'val_0.JPEG', '')
 
 
 def test_read_tinyimagenet_handwritten(tmp_path):
@@ -165,10 +168,12 @@ def test_read_tinyimagenet_bad_line_names_file_and_line(tmp_path, bad_line, reas
 
 
 def test_missing_root_and_files_are_named(tmp_path):
-    with pytest.raises(FileNotFoundError, match=f'{tmp_path / "nope"}.*python synthetic.py ucf101'):
+    with pytest.raises(FileNotFoundError, match=f'{tmp_path / "nope"}.*python -m tools.synthetic ucf101'):
         readers.read_ucf101(tmp_path / 'nope', 'train')
+    (tmp_path / 'ucfTrainTestlist').mkdir()
     with pytest.raises(FileNotFoundError, match='classInd.txt'):
         readers.read_ucf101(tmp_path, 'train')
+    (tmp_path / 'ucfTrainTestlist').rmdir()
     write_tiny(tmp_path, '')
     (tmp_path / 'train' / 'n00000002' / 'images' / 'n00000002_0.JPEG').unlink()
     (tmp_path / 'train' / 'n00000002' / 'images' / 'n00000002_1.JPEG').unlink()

@@ -18,6 +18,8 @@ import config
 import data
 import decode
 import readers
+from readers import kinetics_folder_names
+from conftest import read_log, run, write_config
 from tools import synthetic
 
 CLASSES = ('MoveLeft', 'Grow', 'BounceBall')  # 3 of the 6 synthetic video classes keep the writers fast
@@ -57,6 +59,11 @@ def roots(tmp_path_factory):
     synthetic.write_synthetic_cifar100(base / 'cifar100', num_classes=4, train_per_class=3, test_per_class=2)
     synthetic.write_synthetic_hmdb51(base / 'hmdb51', videos_per_class=4, **VIDEO)
     synthetic.write_synthetic_kinetics(base / 'kinetics', train_per_class=2, val_per_class=1, **VIDEO)
+    for layout in ('cvdf_k400', 'cvdf_k700'):  # 'kinetics' above is the default shape, 'deepmind'
+        synthetic.write_synthetic_kinetics(base / layout, train_per_class=2, val_per_class=1, layout=layout, **VIDEO)
+    synthetic.write_synthetic_list(base / 'list_videos', train_per_class=2, val_per_class=1, **VIDEO)
+    synthetic.write_synthetic_list(base / 'list_images', kind='images', classes=synthetic.TINY_CLASSES[:3],
+                                   train_per_class=2, val_per_class=1, size=32)
     synthetic.write_synthetic_ssv2(base / 'ssv2', train_per_class=2, val_per_class=1, **VIDEO)
     synthetic.write_synthetic_moments(base / 'moments', train_per_class=2, val_per_class=1, **VIDEO)
     synthetic.write_synthetic_minikinetics(base / 'minikinetics', train_per_class=4, val_per_class=1, **VIDEO)
@@ -142,6 +149,16 @@ def test_cifar_loader_batches(roots):
     assert x.shape == (4, 3, 16, 16) and x.dtype == torch.float32 and y.shape == (4,)
 
 
+def test_imagefolder_and_cifar_missing_parts_are_named(roots, tmp_path):
+    touch(tmp_path / 'images' / 'train' / 'cat' / 'a.jpg')
+    with pytest.raises(readers.DataNotFound, match=re.escape(f"{tmp_path / 'images' / 'val'} is missing")):
+        readers.read_imagefolder(tmp_path / 'images', 'val')
+    shutil.copytree(roots / 'cifar100', tmp_path / 'cifar')
+    (tmp_path / 'cifar' / 'cifar-100-python' / 'test').unlink()
+    with pytest.raises(readers.DataNotFound, match=re.escape(f"{tmp_path / 'cifar' / 'cifar-100-python' / 'test'}")):
+        readers.read_cifar100(tmp_path / 'cifar', 'val')
+
+
 def test_cifar_label_out_of_range(tmp_path):
     write_cifar(tmp_path, np.zeros((2, 3072), np.uint8), [0, 5], ['apple', 'bear'])
     with pytest.raises(ValueError, match=r"cifar-100-python/train: fine label 5 of row 1 is out of range"):
@@ -167,6 +184,8 @@ def test_hmdb_split_marks(tmp_path):
     write(tmp_path / 'splits' / 'brush_hair_test_split2.txt', "a.avi 1 \r\nb.avi 2\n\nc.avi 0\nd.avi 1\n")
     write(tmp_path / 'splits' / 'brush_hair_test_split1.txt', "a.avi 2\n")
     write(tmp_path / 'splits' / 'fall_floor_test_split2.txt', "e.avi 2\n")
+    for name in ('a.avi', 'b.avi'):  # a split none of whose videos is on disk is an error (see test_bad_input.py)
+        touch(tmp_path / 'videos' / 'brush_hair' / name)
     train, classes = readers.read_hmdb51(tmp_path, 'train', fold=2)
     val, _ = readers.read_hmdb51(tmp_path, 'val', fold=2)
     assert classes == ['brush_hair', 'fall_floor']
@@ -261,6 +280,186 @@ def test_kinetics_bad_rows_name_file_and_line(tmp_path, split, text, line):
         readers.read_kinetics(tmp_path, split)
 
 
+def test_kinetics_shapes_are_read_with_no_setting(roots, capsys):
+    """CVDF's K400 (flat, val.csv), CVDF's K700 (class folders, val.csv) and DeepMind's CSVs with crawled clips
+    (class folders, validate.csv) give the same samples, found on disk; the val split says which CSV it read."""
+    read = {}
+    for shape in ('cvdf_k400', 'cvdf_k700', 'kinetics'):
+        root = roots / shape
+        read[shape] = {split: readers.read_kinetics(root, split) for split in ('train', 'val')}
+        csv_name = 'validate.csv' if shape == 'kinetics' else 'val.csv'
+        assert capsys.readouterr().out == f"{root}: the val split is annotations/{csv_name}\n"
+        for split, (samples, classes) in read[shape].items():
+            assert all(Path(p).is_file() for p, _ in samples)
+            if shape == 'cvdf_k400':
+                assert all(Path(p).parent == root / split for p, _ in samples)
+            else:
+                assert all(folder_of(p) == classes[y] for p, y in samples)
+    names = {shape: {split: [(Path(p).name, y) for p, y in samples] for split, (samples, _) in splits.items()}
+             for shape, splits in read.items()}
+    assert names['cvdf_k400'] == names['cvdf_k700'] == names['kinetics']
+    assert len(names['kinetics']['train']) == 3 * 2 and len(names['kinetics']['val']) == 3
+
+
+def test_reader_lines_come_from_rank_0_only(roots, capsys):
+    """What a reader prints is the same on every rank of a run: rank 0 says it, the others build the same loader
+    in silence."""
+    spec = config.dataset_spec('k', dict(format='kinetics', root=str(roots / 'cvdf_k400'), batch_size=1))
+    sizes = [len(data.make_loader(spec, 'val', make_cfg(), rank, 2).dataset) for rank in (1, 0)]
+    assert sizes == [3, 3]
+    assert capsys.readouterr().out == f"{roots / 'cvdf_k400'}: the val split is annotations/val.csv\n"
+
+
+def test_kinetics_class_folder_names_and_flat_override(tmp_path, capsys):
+    """A class folder may be named as the label (CVDF, the ActivityNet crawler), with underscores for spaces
+    (mmaction2), or also without ' ( ) (torchvision); a clip not in its class folder is looked for directly in the
+    split's folder. flat=True looks only there, flat=False only in class folders."""
+    write(tmp_path / 'annotations' / 'train.csv', KINETICS_CSV)
+    assert kinetics_folder_names("person's dog (big)") == [
+        "person's dog (big)", "person's_dog_(big)", 'persons_dog_big']
+    touch(tmp_path / 'train' / 'pouring_milk,_carefully' / '-abcdefghij_000005_000015.mp4')  # mmaction2
+    touch(tmp_path / 'train' / 'persons_dog' / 'ABCDEFGHIJK_000000_000010.mp4')              # torchvision
+    touch(tmp_path / 'train' / 'abseiling' / 'zzzzzzzzzzz_000120_000130.mp4')                # the label itself
+    touch(tmp_path / 'train' / 'Bbbbbbbbbbb_000030_000040.mp4')                              # flat
+    samples, classes = readers.read_kinetics(tmp_path, 'train')
+    assert [(str(Path(p).relative_to(tmp_path / 'train')), y) for p, y in samples] == [
+        ('pouring_milk,_carefully/-abcdefghij_000005_000015.mp4', 2), ('persons_dog/ABCDEFGHIJK_000000_000010.mp4', 1),
+        ('abseiling/zzzzzzzzzzz_000120_000130.mp4', 0), ('Bbbbbbbbbbb_000030_000040.mp4', 1)]
+    assert capsys.readouterr().out == ''  # nothing missing: nothing to say
+    assert [Path(p).name[:11] for p, _ in readers.read_kinetics(tmp_path, 'train', flat=True)[0]] == ['Bbbbbbbbbbb']
+    assert len(readers.read_kinetics(tmp_path, 'train', flat=False)[0]) == 3
+    assert capsys.readouterr().out.count('clips missing on disk') == 2
+    spec = config.dataset_spec('k', dict(format='kinetics', root=str(tmp_path)))
+    assert spec['flat'] is None and len(readers.FORMATS['kinetics'](spec, 'train')[0]) == 4
+    with pytest.raises(config.ConfigError, match="flat must be None"):
+        config.dataset_spec('k', dict(format='kinetics', root=str(tmp_path), flat='auto'))
+
+
+def test_kinetics_cvdf_replacement_clips(tmp_path, capsys):
+    """CVDF's re-encoded copies of corrupted K400 training clips are read instead of the clips, matched by youtube
+    id, whether the corrupted clip is on disk or not; the count is printed."""
+    csv_path = write(tmp_path / 'annotations' / 'train.csv', KINETICS_CSV)
+    touch(tmp_path / 'train' / '-abcdefghij_000005_000015.mp4')
+    touch(tmp_path / 'train' / 'ABCDEFGHIJK_000000_000010.mp4')
+    replacements = tmp_path / 'replacement' / 'replacement_for_corrupted_k400'
+    touch(replacements / 'ABCDEFGHIJK_000000_000010.mp4')
+    touch(replacements / 'Bbbbbbbbbbb_000030_000040.mp4')
+    samples, _ = readers.read_kinetics(tmp_path, 'train')
+    assert [Path(p).relative_to(tmp_path).parts[0] for p, _ in samples] == ['train', 'replacement', 'replacement']
+    assert capsys.readouterr().out == (f"{csv_path}: 1 of 4 clips missing on disk\n"
+                                       f"{csv_path}: 2 clips read from their replacements in {replacements}\n")
+
+
+def test_kinetics_val_csv_names(tmp_path, capsys):
+    header = KINETICS_CSV.splitlines()[0]
+    write(tmp_path / 'annotations' / 'train.csv', f"{header}\nabseiling,zzzzzzzzzzz,1,11,train,0\n")
+    touch(tmp_path / 'val' / 'zzzzzzzzzzz_000001_000011.mp4')
+    with pytest.raises(readers.DataNotFound, match=re.escape(f"{tmp_path / 'annotations'} has neither val.csv nor "
+                                                             f"validate.csv")):
+        readers.read_kinetics(tmp_path, 'val')
+    write(tmp_path / 'annotations' / 'validate.csv', f"{header}\nabseiling,zzzzzzzzzzz,1,11,val,0\n")
+    assert len(readers.read_kinetics(tmp_path, 'val')[0]) == 1
+    assert capsys.readouterr().out == f"{tmp_path}: the val split is annotations/validate.csv\n"
+    write(tmp_path / 'annotations' / 'val.csv', f"{header}\nabseiling,zzzzzzzzzzz,1,11,val,0\n")
+    readers.read_kinetics(tmp_path, 'val')
+    assert capsys.readouterr().out == (f"{tmp_path}: the val split is annotations/val.csv "
+                                       f"(validate.csv is there too, not read)\n")
+
+
+# -----------------------------------------------------------------------------
+# lists of files (format='list')
+
+
+def test_list_of_videos_and_of_images(roots):
+    for name, kind, dataset_class in (('list_videos', 'video', data.VideoDataset),
+                                      ('list_images', 'image', data.ImageDataset)):
+        root = roots / name
+        train, classes = readers.read_list(root, 'train')
+        val, _ = readers.read_list(root, 'val')
+        assert classes == (root / 'classes.txt').read_text().splitlines() and len(classes) == 3
+        assert len(train) == 3 * 2 and len(val) == 3
+        assert all(Path(p).is_file() and folder_of(p) == classes[y] for p, y in train + val)
+        assert readers.list_kind(train) == kind
+        spec = config.dataset_spec(name, dict(format='list', root=str(root), batch_size=3, num_frames=2,
+                                              clip_seconds=0.5))
+        loader = data.make_loader(spec, 'val', make_cfg(img_size=16))
+        x, y = next(iter(loader))
+        assert type(loader.dataset) is dataset_class and y.tolist() == [0, 1, 2]
+        assert x.shape == ((3, 1, 3, 2, 16, 16) if kind == 'video' else (3, 1, 3, 16, 16))
+    assert "moving something left" in readers.read_list(roots / 'list_videos', 'train')[0][0][0]  # a space in a path
+
+
+def test_list_handwritten(tmp_path):
+    """Paths with spaces, renamed list files, no label map (classes named by their numbers), CRLF lines."""
+    write(tmp_path / 'lists' / 'a.txt', 'clips/x y.avi 2\r\n\r\nclips/z.mkv 0\r\n')
+    write(tmp_path / 'lists' / 'b.txt', f"clips/z.mkv 1\n{tmp_path / 'clips' / 'x y.avi'} 0\n")  # absolute: as is
+    touch(tmp_path / 'clips' / 'x y.avi')
+    touch(tmp_path / 'clips' / 'z.mkv')
+    spec = config.dataset_spec('l', dict(format='list', root=str(tmp_path), train_list='lists/a.txt',
+                                         val_list='lists/b.txt'))
+    samples, classes = readers.FORMATS['list'](spec, 'train')
+    assert classes == ['0', '1', '2']
+    assert samples == [(str(tmp_path / 'clips' / 'x y.avi'), 2), (str(tmp_path / 'clips' / 'z.mkv'), 0)]
+    assert readers.FORMATS['list'](spec, 'val') == ([(str(tmp_path / 'clips' / 'z.mkv'), 1),
+                                                     (str(tmp_path / 'clips' / 'x y.avi'), 0)], classes)
+
+
+@pytest.mark.parametrize('train, val, words', [
+    ('a.mp4 0\nb.mp4 one\n', 'a.mp4 0\n', 'train.txt:2: expected "relative/path label"'),
+    ('a.mp4 0\nb.mp4 0 1\n', 'a.mp4 0\n', 'train.txt:2: expected one label per line'),
+    ('a.mp4 0\n', 'a.mp4 0\nb.mp4 2\n', 'val.txt:2: label 2 is out of range (2 classes in'),
+    ('a.mp4 0\nb.jpg 1\n', 'a.mp4 0\n', 'train.txt:2: an image (b.jpg) and'),
+    ('a.mp4 0\n', 'a.PNG 0\n', 'val.txt:1: an image (a.PNG) and'),
+])
+def test_list_bad_lines_name_file_and_line(tmp_path, train, val, words):
+    write(tmp_path / 'train.txt', train)
+    write(tmp_path / 'val.txt', val)
+    write(tmp_path / 'classes.txt', 'walking\nrunning\n')
+    touch(tmp_path / 'a.mp4')
+    with pytest.raises(readers.DataInvalid, match=re.escape(words)):
+        for split in ('train', 'val'):
+            readers.read_list(tmp_path, split)
+
+
+def test_list_frames_and_bad_files(roots, tmp_path, capfd):
+    """frame folders instead of the videos, and a broken listed file replaced like any unreadable sample."""
+    root = tmp_path / 'list'
+    shutil.copytree(roots / 'list_videos', root)
+    decode.write_frame_folders(root)
+    spec = config.dataset_spec('l', dict(format='list', root=str(root), frames=True, frames_fps=25, batch_size=3,
+                                         num_frames=2, clip_seconds=0.5, max_bad_fraction=0.5))
+    (root / readers.read_list(root, 'val')[0][0][0]).write_text('not a video')  # frames=True never opens it
+    x, _ = next(iter(data.make_loader(spec, 'val', make_cfg(img_size=16))))
+    assert x.shape == (3, 1, 3, 2, 16, 16)
+    loader = data.make_loader(dict(spec, frames=False), 'val', make_cfg(img_size=16))
+    x, _ = next(iter(loader))
+    assert loader.dataset.num_bad() == 1 and 'cannot read' in capfd.readouterr().err
+    with pytest.raises(readers.DataInvalid, match='frames=True reads the frame folders of videos'):
+        readers.read_list(roots / 'list_images', 'train', frames=True)
+
+
+def test_train_and_evaluate_on_each_kinetics_shape_and_on_lists(roots, tmp_path):
+    """train.py, then eval.py, on the three Kinetics shapes and on a list of videos and one of images at once, as
+    their writers leave them: no layout setting in the config. The val split's CSV is named once per read."""
+    clips = dict(batch_size=2, num_frames=2, clip_seconds=0.5)
+    datasets = {'k400_cvdf': dict(format='kinetics', root=str(roots / 'cvdf_k400'), **clips),
+                'k700_cvdf': dict(format='kinetics', root=str(roots / 'cvdf_k700'), **clips),
+                'k_deepmind': dict(format='kinetics', root=str(roots / 'kinetics'), **clips),
+                'list_videos': dict(format='list', root=str(roots / 'list_videos'), **clips),
+                'list_images': dict(format='list', root=str(roots / 'list_images'), batch_size=2)}
+    out = tmp_path / 'out'
+    path = write_config(tmp_path / 'config.py', roots, out, datasets=datasets, img_size=16, patch_size=8, dim=16,
+                        depth=1, max_iters=2, eval_interval=2, log_interval=1, warmup_iters=0)
+    printed = run('train.py', str(path)).stdout
+    assert printed.count(f"{roots / 'cvdf_k400'}: the val split is annotations/val.csv") == 1
+    assert printed.count(f"{roots / 'kinetics'}: the val split is annotations/validate.csv") == 1
+    final = [event for event in read_log(out) if event['event'] == 'eval'][-1]
+    assert final['iter'] == 2 and all(f'{name}/top1' in final for name in datasets)
+    run('eval.py', f'--out_dir={out}')
+    results = json.loads((out / 'eval.json').read_text())['results']
+    assert set(results) == set(datasets) and results['list_images']['n'] == 3 and results['k400_cvdf']['n'] == 3
+
+
 # -----------------------------------------------------------------------------
 # Something-Something v2
 
@@ -283,6 +482,7 @@ def test_ssv2_brackets_and_unknown_class(tmp_path):
     entries = ('[{"id": "7", "label": "Putting a cup on a table", "template": "Putting [something] on a surface",'
                ' "placeholders": ["a cup"]},\n {"id": "8", "template": "Pretending to open [something]"}')
     write(tmp_path / 'train.json', entries + ']')
+    touch(tmp_path / 'videos' / '7.webm')
     samples, classes = readers.read_ssv2(tmp_path, 'train')
     assert classes == ['Pretending to open something', 'Putting something on a surface']
     assert samples == [(str(tmp_path / 'videos' / '7.webm'), 1), (str(tmp_path / 'videos' / '8.webm'), 0)]
@@ -312,6 +512,7 @@ def test_moments_synthetic(roots):
 def test_moments_categories_without_index_and_bad_rows(tmp_path):
     write(tmp_path / 'categories.txt', 'running\nbouncing\r\n')
     write(tmp_path / 'trainingSet.csv', 'bouncing/a.mp4,bouncing,3,0\nrunning/b.mp4,running,2,1\n')
+    touch(tmp_path / 'training' / 'bouncing' / 'a.mp4')
     samples, classes = readers.read_moments(tmp_path, 'train')
     assert classes == ['running', 'bouncing']
     assert samples == [(str(tmp_path / 'training' / 'bouncing' / 'a.mp4'), 1),
@@ -341,7 +542,7 @@ def test_formats_registered_and_missing_root_named(fmt, tmp_path):
     kind, read = config.FORMATS[fmt], readers.FORMATS[fmt]
     assert kind in data.DATASETS and callable(synthetic.WRITERS[fmt])
     spec = config.dataset_spec(fmt, dict(format=fmt, root=str(tmp_path / 'absent')))
-    with pytest.raises(FileNotFoundError, match=f"python synthetic.py {fmt} "):
+    with pytest.raises(FileNotFoundError, match=f"python -m tools.synthetic {fmt} "):
         read(spec, 'train')
 
 

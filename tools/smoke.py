@@ -41,11 +41,12 @@ SMOKE_DATA = {
     'cifar100': dict(num_classes=3, train_per_class=8, test_per_class=2),
     'ucf101': dict(classes=_CLASSES, groups=9, clips=1, seconds=1.5),  # split 1 tests groups 1-7, trains 8-9
     'hmdb51': dict(classes=_CLASSES, videos_per_class=8, seconds=1.5),
-    'kinetics': _VIDEOS,
+    'kinetics': dict(_VIDEOS, layout='cvdf_k400'),  # the shape the README's download (CVDF) leaves
     'minikinetics': _VIDEOS,
     'ssv2': _VIDEOS,
     'moments': _VIDEOS,
     'activitynet': dict(classes=_CLASSES, train_per_class=2, val_per_class=1),
+    'list': _VIDEOS,  # a list of videos
 }
 SMOKE_ITERS = 2           # trained as 1 + 1 around the reloaded checkpoint
 SMOKE_BATCH = 2           # per dataset and rank

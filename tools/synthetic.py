@@ -2,8 +2,10 @@
 Synthetic datasets written in the on-disk layouts of the real ones, so that the readers of readers.py, which read the
 real downloads, can be run, tested and demonstrated on a machine without them.
 
-    python synthetic.py tinyimagenet OUT_DIR --seed 0     # a synthetic Tiny-ImageNet-200 layout
-    python synthetic.py ucf101 OUT_DIR --seed 0 --frames  # a synthetic UCF101 layout, and its frame folders
+    python -m tools.synthetic tinyimagenet OUT_DIR --seed 0          # a synthetic Tiny-ImageNet-200 layout
+    python -m tools.synthetic ucf101 OUT_DIR --seed 0 --frames       # a synthetic UCF101 layout, and its frame folders
+    python -m tools.synthetic kinetics OUT_DIR --layout=cvdf_k400    # Kinetics as CVDF's K400 extractor leaves it
+    python -m tools.synthetic list OUT_DIR --kind=images             # a dataset given as lists of image files
 
 Images are coloured shapes on noisy backgrounds (classes that differ in appearance); videos are shapes that move
 (classes that differ only in motion: MoveLeft is MoveRight played backwards, Grow is Shrink backwards) or bounce
@@ -277,29 +279,44 @@ def _csv_field(text):
     return f'"{text.replace(chr(34), chr(34) * 2)}"' if any(c in text for c in ' ,"') else text
 
 
+# The shapes Kinetics comes in (readers.read_kinetics reads each with no setting): whether the clips sit in class
+# folders named as their labels, and the name of the validation CSV.
+KINETICS_LAYOUTS = {
+    'cvdf_k400': dict(per_class=False, val_csv='val.csv'),     # CVDF's Kinetics-400 as k400_extractor.sh leaves it
+    'cvdf_k700': dict(per_class=True, val_csv='val.csv'),      # CVDF's Kinetics-700-2020 (per-class archives)
+    'deepmind': dict(per_class=True, val_csv='validate.csv'),  # DeepMind's CSVs, clips by the ActivityNet crawler
+}
+
+
 def write_synthetic_kinetics(root, seed=0, classes=UCF_CLASSES, train_per_class=8, val_per_class=2, width=64,
-                             height=48, fps=25, seconds=2.0):
-    """Write a Kinetics layout (see readers.read_kinetics): H.264 MP4 clips with an AAC sine track, and the CSVs.
-    Returns {split: [(label, youtube_id)]} in the CSVs' row order."""
+                             height=48, fps=25, seconds=2.0, layout='deepmind'):
+    """Write a Kinetics layout (see readers.read_kinetics) in one of the KINETICS_LAYOUTS shapes: H.264 MP4 clips
+    with an AAC sine track named <youtube_id>_<start:06d>_<end:06d>.mp4, class folders named as the labels
+    (spaces and all), annotations/train.csv, the validation CSV and, as CVDF ships it, a test.csv whose clips
+    are not written. Returns {split: [(label, youtube_id)]} in the CSVs' row order."""
     root = Path(root)
+    per_class, val_csv = KINETICS_LAYOUTS[layout]['per_class'], KINETICS_LAYOUTS[layout]['val_csv']
     (root / 'annotations').mkdir(parents=True, exist_ok=True)
     alphabet = np.array(list('abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_'))
+    header = 'label,youtube_id,time_start,time_end,split,is_cc\n'
     rows = {}
-    for split, csv_name, per_class in (('train', 'train.csv', train_per_class),
-                                       ('val', 'validate.csv', val_per_class)):
-        lines, rows[split] = ['label,youtube_id,time_start,time_end,split,is_cc\n'], []
+    for split, csv_name, per_split in (('train', 'train.csv', train_per_class), ('val', val_csv, val_per_class)):
+        lines, rows[split] = [header], []
         for cls in classes:
             label = KINETICS_NAMES[cls]
-            (root / split / label).mkdir(parents=True, exist_ok=True)
-            for n in range(per_class):
+            folder = root / split / label if per_class else root / split
+            folder.mkdir(parents=True, exist_ok=True)
+            for n in range(per_split):
                 rng = np.random.default_rng([seed, 7, split == 'train', UCF_CLASSES.index(cls), n])
                 youtube_id, start = ''.join(rng.choice(alphabet, 11)), int(rng.integers(0, 300))
                 frames = _synthetic_video(cls, seed, 8 + (split == 'train'), n, width, height, fps, seconds)
-                encode.write_video(root / split / label / f"{youtube_id}_{start:06d}_{start + 10:06d}.mp4", frames, fps,
+                encode.write_video(folder / f"{youtube_id}_{start:06d}_{start + 10:06d}.mp4", frames, fps,
                                    'libx264', audio=True)
                 lines.append(f"{_csv_field(label)},{youtube_id},{start},{start + 10},{split},0\n")
                 rows[split].append((label, youtube_id))
         (root / 'annotations' / csv_name).write_text(''.join(lines))
+    (root / 'test').mkdir(exist_ok=True)
+    (root / 'annotations' / 'test.csv').write_text(header)
     return rows
 
 
@@ -345,7 +362,7 @@ def write_synthetic_moments(root, seed=0, classes=UCF_CLASSES, train_per_class=8
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     names = [MOMENTS_NAMES[cls] for cls in classes]
-    (root / 'categories.txt').write_text(''.join(f"{name},{i}\n" for i, name in enumerate(names)))
+    (root / 'moments_categories.txt').write_text(''.join(f"{name},{i}\n" for i, name in enumerate(names)))
     for split, folder, csv_name, per_class in (('train', 'training', 'trainingSet.csv', train_per_class),
                                                ('val', 'validation', 'validationSet.csv', val_per_class)):
         lines = []
@@ -425,12 +442,48 @@ def write_synthetic_activitynet(root, seed=0, classes=UCF_CLASSES, train_per_cla
     (root / 'activity_net.v1-3.min.json').write_text(json.dumps(content))
 
 
+def write_synthetic_list(root, seed=0, kind='videos', classes=None, train_per_class=8, val_per_class=2, width=64,
+                         height=48, fps=25, seconds=2.0, size=64, label_map=True):
+    """Write a dataset given as lists (see readers.read_list): train.txt and val.txt of 'relative/path label' lines
+    and, with label_map, classes.txt. kind='videos': H.264 MP4 videos of UCF-style classes (default UCF_CLASSES) in
+    videos/<Kinetics-style name>/, spaces and all; kind='images': JPEGs of Tiny-ImageNet-style classes (default the
+    first 10 of TINY_CLASSES) in images/<colour>_<shape>/."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    if kind == 'videos':
+        classes = list(classes or UCF_CLASSES)
+        names = [KINETICS_NAMES[cls] for cls in classes]
+    elif kind == 'images':
+        classes = list(classes or TINY_CLASSES)
+        names = [f"{colour}_{shape}" for colour, shape in classes]
+    else:
+        raise ValueError(f"kind must be 'videos' or 'images', got {kind!r}")
+    for split, per_class in (('train', train_per_class), ('val', val_per_class)):
+        lines = []
+        for label, (cls, name) in enumerate(zip(classes, names)):
+            for n in range(per_class):
+                if kind == 'videos':
+                    rel = f"videos/{name}/{split}_{n:04d}.mp4"
+                    (root / rel).parent.mkdir(parents=True, exist_ok=True)
+                    frames = _synthetic_video(cls, seed, 15 + (split == 'train'), n, width, height, fps, seconds)
+                    encode.write_video(root / rel, frames, fps, 'libx264')
+                else:
+                    rel = f"images/{name}/{split}_{n:04d}.jpg"
+                    (root / rel).parent.mkdir(parents=True, exist_ok=True)
+                    image, _ = render_image(*cls, np.random.default_rng([seed, 17, split == 'train', label, n]), size)
+                    Image.fromarray(image).save(root / rel, quality=90)
+                lines.append(f"{rel} {label}\n")
+        (root / f"{split}.txt").write_text(''.join(lines))
+    if label_map:
+        (root / 'classes.txt').write_text(''.join(f"{name}\n" for name in names))
+
+
 # each format's writer, by the format names of config.FORMATS
 WRITERS = dict(tinyimagenet=write_synthetic_tinyimagenet, ucf101=write_synthetic_ucf101,
                imagefolder=write_synthetic_imagefolder, cifar100=write_synthetic_cifar100,
                hmdb51=write_synthetic_hmdb51, kinetics=write_synthetic_kinetics,
                minikinetics=write_synthetic_minikinetics, ssv2=write_synthetic_ssv2, moments=write_synthetic_moments,
-               activitynet=write_synthetic_activitynet)
+               activitynet=write_synthetic_activitynet, list=write_synthetic_list)
 
 
 # -----------------------------------------------------------------------------
@@ -444,9 +497,13 @@ if __name__ == '__main__':
     parser.add_argument('--seed', type=int, default=0, help="the same seed writes the same pixels and split files")
     parser.add_argument('--frames', action='store_true', help="also extract every video into its frame folder "
                         "(read with frames=True, frames_fps = the videos' fps: 25, ssv2 12)")
+    parser.add_argument('--layout', choices=list(KINETICS_LAYOUTS), help="kinetics, minikinetics: the shape to write "
+                        "(default deepmind: class folders, validate.csv)")
+    parser.add_argument('--kind', choices=('videos', 'images'), help="list: a list of videos (default) or of images")
     args = parser.parse_args()
+    options = {key: value for key, value in (('layout', args.layout), ('kind', args.kind)) if value is not None}
     t0 = time.time()
-    WRITERS[args.format](args.out_dir, seed=args.seed)
+    WRITERS[args.format](args.out_dir, seed=args.seed, **options)
     if args.frames:
         decode.write_frame_folders(args.out_dir)
     print(f"wrote a synthetic {args.format} dataset to {args.out_dir} in {time.time() - t0:.1f} s")
