@@ -137,9 +137,10 @@ class RandAugment:
     """RandAugment (Cubuk et al., 2020) as timm draws it for 'rand-m<M>-n<N>-mstd<S>-inc1': N ops drawn uniformly
     with replacement from INCREASING_OPS, each applied with probability 1/2 at a magnitude drawn from N(M, S^2)
     and clipped to [0, 10], signed ops in a random direction. Input and output: uint8 (..., 3, H, W), one draw for
-    all leading dimensions (all frames of a clip). torchvision's v2.RandAugment differs: its ops always apply at the
-    one magnitude, from a set without Invert and SolarizeAdd whose posterize and solarize weaken as the magnitude
-    grows; hence this class. Geometric ops resample with `interpolation` ('bicubic' in the MultiTrain release)."""
+    all leading dimensions (all frames of a clip). torchvision's v2.RandAugment differs: every drawn op applies, at
+    one fixed magnitude (no noise), from a set with Identity and without Invert and SolarizeAdd, posterizing to 4-8
+    bits where timm's increasing set keeps 0-4, and its tensor warps are at most bilinear; hence this class.
+    Geometric ops resample with `interpolation` ('bicubic' in the MultiTrain release)."""
 
     def __init__(self, text, interpolation='bilinear'):
         self.text, self.interpolation = text, interpolation

@@ -109,7 +109,7 @@ dataset_loss = 'share'         # a dataset's L_k: 'share' (its summed losses / a
                                # its share, as MultiTrain's release) or 'mean' (its mean loss: CoVeR's weighted sum)
 loss_weights = {}              # fixed per-dataset weights (CoVeR), e.g. {'shapes': 0.5}; a dataset not named weighs 1
 mixup_alpha = 0.0              # mixup: x = lam x + (1 - lam) x', lam ~ Beta(alpha, alpha), 0 = off (official
-                               # MultiTrain recipe: 0.8); partners are samples of the same dataset (mixup.py)
+                               # MultiTrain recipe: 0.8); partners are samples of the same dataset (augment.py)
 cutmix_alpha = 0.0             # CutMix: a box of x' pasted into x, area 1 - lam, 0 = off (official: 1.0); with both
                                # on, each batch uses one of them, chosen with probability 0.5
 eval_projected = False         # eval.py: also score each dataset with its projected logits Y'_k (eq. 4)

@@ -276,7 +276,7 @@ class Objective(nn.Module):
         informative_gradients), that loss is not computed here: a term of value 0 carries z_grad into the
         backward pass instead. batch_total: what the per-dataset sums are divided by, B by default; train.py passes
         the samples of the whole step when one step takes batches of several shapes (see below). mix: (y2 (B,),
-        lam (B,)) when x was mixed by mixup.py: sample b is lam_b of a sample of label y_b and 1 - lam_b of one of
+        lam (B,)) when x was mixed by augment.py: sample b is lam_b of a sample of label y_b and 1 - lam_b of one of
         label y2_b, of the same dataset."""
         features = model.features(x)                                    # (B, D)
         # with a projection every head runs on every sample: W_ik needs dataset i's logits on k's samples
