@@ -27,6 +27,7 @@ from contextlib import nullcontext
 
 import torch
 
+import augment
 # ---- I/O and logging
 out_dir = 'out/demo'           # checkpoints, log.jsonl, config.json and eval.json go here
 init_from = 'scratch'          # 'scratch', 'resume' (out_dir/ckpt.pt), 'torchvision:vit_b_16' or 'torchvision:mvit_v2_s'
@@ -49,8 +50,8 @@ img_size = 32                  # side of the square crop fed to the model (224 f
 mean = (0.485, 0.456, 0.406)   # input normalisation (ImageNet statistics)
 std = (0.229, 0.224, 0.225)
 num_workers = 1                # DataLoader worker processes per dataset
-num_temporal_clips = 1         # evaluation views: clips along time (10 in the DRL supplement)
-num_spatial_crops = 1          # evaluation views: crops along the long side (3 in CoVeR)
+num_temporal_clips = 1         # evaluation views: clips along time (10 in the DRL supplement); a dataset's own
+num_spatial_crops = 1          # evaluation views: crops along the long side (3 in CoVeR)   setting wins over these
 # ---- model
 backbone = 'vit'               # 'vit': frame-wise ViT with token shift (IV-ViT); 'mvit': MViTv2 (MultiTrain)
 mvit_preset = 'tiny'           # backbone='mvit': 'mvit_v2_s' (torchvision's), 'multitrain' (24 blocks), 'tiny' (CPU)
@@ -61,6 +62,9 @@ num_heads = 3                  # attention heads (12 for ViT-B)
 mlp_ratio = 4.0
 shift_div = 4                  # token shift: fold = dim // shift_div channels each way; 0 turns it off
 head = 'linear'                # per-dataset head: 'linear' or 'mlp'
+head_hidden = None             # head='mlp': hidden width (None: 4 x the feature width; MultiTrain's release: 2048)
+head_dropout = 0.5             # head='mlp': dropout after the hidden GELU (the release's MODEL.DROPOUT_RATE 0.5)
+head_output_dropout = False    # head='mlp': the same dropout on the head's output too, as the release's Mlp does
 drop_path = 0.0
 # ---- optimisation
 max_iters = 800                # one iteration = one batch of every dataset
@@ -70,11 +74,14 @@ lr = 1e-3
 min_lr = 1e-4
 warmup_iters = 50
 weight_decay = 0.05
+position_decay = False         # weight decay on position embeddings and class tokens too (MultiTrain's release:
+                               # ZERO_DECAY_POS_CLS False); biases and norms never decay
 beta1 = 0.9
 beta2 = 0.999
 grad_clip = 1.0                # 0 disables clipping
 label_smoothing = 0.0          # cross-entropy label smoothing (0.1 in MultiTrain)
-grad_accum = 1                 # micro-batches per optimizer step (per rank): same as a batch grad_accum x larger
+grad_accum = 1                 # micro-batches per optimizer step (per rank): same as a batch grad_accum x larger,
+                               # except the informative loss with informative_batch='micro'
 lr_schedule = 'cosine'         # 'cosine': warm-up, then cosine decay to min_lr at max_iters; 'step': warm-up, then
                                # lr x lr_factor at each of lr_milestones (CoVeR: 5e-3, 5e-4, 5e-5)
 lr_milestones = []             # lr_schedule='step': the iterations at which the lr drops
@@ -94,9 +101,15 @@ cov_weight = 0.0               # weight of the covariance term (eq. 3): 1 in the
 expander_hidden = 384          # expander MLP hidden width (official: 4096)
 expander_out = 96              # expander output width (official: 768)
 uncertainty = False            # learned per-dataset loss weights (eq. 6)
+uncertainty_init = 'zeros'     # 'zeros': sigma_k^2 = 1; 'official': sigma_k^2 ~ U(0.2, 1), as the release draws it
+informative_batch = 'step'     # the batch of the informative loss's statistics under grad_accum: 'step' (all the
+                               # step's micro-batches of all ranks, by gradient caching) or 'micro' (each micro-batch
+                               # gathered over the ranks, as the release computes it); the same without grad_accum
+dataset_loss = 'share'         # a dataset's L_k: 'share' (its summed losses / all samples of the step: it weighs by
+                               # its share, as MultiTrain's release) or 'mean' (its mean loss: CoVeR's weighted sum)
 loss_weights = {}              # fixed per-dataset weights (CoVeR), e.g. {'shapes': 0.5}; a dataset not named weighs 1
 mixup_alpha = 0.0              # mixup: x = lam x + (1 - lam) x', lam ~ Beta(alpha, alpha), 0 = off (official
-                               # MultiTrain recipe: 0.8); partners are samples of the same dataset (mixup.py)
+                               # MultiTrain recipe: 0.8); partners are samples of the same dataset (augment.py)
 cutmix_alpha = 0.0             # CutMix: a box of x' pasted into x, area 1 - lam, 0 = off (official: 1.0); with both
                                # on, each batch uses one of them, chosen with probability 0.5
 eval_projected = False         # eval.py: also score each dataset with its projected logits Y'_k (eq. 4)
@@ -120,7 +133,8 @@ CHOICES = dict(
     sampling=('round_robin', 'proportional', 'mixed'), update=('per_dataset', 'per_round'),
     projection=('none', 'add', 'separate'), projection_init=('zeros', 'normal'), backbone=('vit', 'mvit'),
     mvit_preset=('mvit_v2_s', 'multitrain', 'tiny'), head=('linear', 'mlp'), optimizer=('adamw', 'sgd'),
-    lr_schedule=('cosine', 'step'), dtype=('auto', 'float32', 'bfloat16', 'float16'))
+    lr_schedule=('cosine', 'step'), dtype=('auto', 'float32', 'bfloat16', 'float16'),
+    uncertainty_init=('zeros', 'official'), informative_batch=('step', 'micro'), dataset_loss=('share', 'mean'))
 # Each on-disk layout (a reader in readers.FORMATS, a writer in synthetic.WRITERS) and the kind of sample it holds:
 # image files, video files, rows of CIFAR's in-memory arrays, or for 'list' either images or videos, as the
 # listed files' suffixes say (readers.list_kind).
@@ -140,10 +154,20 @@ DATASET_DEFAULTS = dict(
                             # 30 fps), 'segments' (CoVeR, SSv2: one frame in each of num_frames parts of the video)
     clip_seconds=2.67,      # 'window': the clip's duration in seconds, whatever the video's fps
     frame_stride=4,         # 'stride': frames between two samples, counted at 30 fps (MViT's 16x4, 32x3)
-    crop_scale=(0.08, 1.0), # images: area range of the random resized crop
+    crop_scale=(0.08, 1.0), # images (videos with resized_crop): area range of the random resized crop
+    crop_aspect=(3 / 4, 4 / 3),  # images (videos with resized_crop): aspect ratio range of that crop
+    resized_crop=False,     # videos: the random resized crop instead of a random short side and crop (MultiTrain's
+                            # release: area 0.08-1, aspect 0.75-1.333)
     short_side=(1.0, 1.43), # videos: random short side range, in units of img_size (IV-ViT: 224..320)
     flip=True,              # random horizontal flip (off for direction-sensitive classes)
     color_jitter=0.0,       # strength of the random colour distortion in training (0 = off, at most 1)
+    rand_augment='',        # RandAugment in timm's notation ('' = off; MultiTrain's release: 'rand-m7-n4-mstd0.5-inc1')
+    aug_interpolation='bilinear',  # resampling of RandAugment's rotations, shears, shifts (release: 'bicubic')
+    random_erasing=0.0,     # probability of erasing one random box with noise (release: 0.25, 'pixel' mode)
+    repeated_aug=1,         # training samples made from each loaded image or clip (release: 2, AUG.NUM_SAMPLE):
+                            # batch_size counts loaded ones, so a batch holds batch_size x repeated_aug samples
+    num_temporal_clips=None,  # evaluation views of this dataset (None: the run's num_temporal_clips,
+    num_spatial_crops=None,   # num_spatial_crops)
     max_bad_fraction=0.01,  # stop when more than this fraction of the samples cannot be read
     frames=False,           # read videos from folders of extracted frames (see decode.frame_folder), not by decoding
     flat=None,              # Kinetics: None finds each clip in its class folder or directly in {train,val}/;
@@ -275,6 +299,10 @@ def check(cfg):
         raise ConfigError(f"init_from must be 'scratch', 'resume' or 'torchvision:<model name>', got {cfg.init_from!r}")
     if cfg.grad_accum < 1:
         raise ConfigError(f'grad_accum must be >= 1, got {cfg.grad_accum}')
+    if cfg.dataset_loss == 'mean' and cfg.sampling == 'mixed':
+        raise ConfigError("dataset_loss='mean' needs every micro-batch of every rank to hold each dataset the same "
+                          "number of times (sampling='proportional' or 'round_robin'); 'mixed' batches vary: use "
+                          "dataset_loss='share'")
     for key in ('mixup_alpha', 'cutmix_alpha', 'lr_factor'):
         if getattr(cfg, key) < 0:
             raise ConfigError(f'{key} must be >= 0, got {getattr(cfg, key)}')
@@ -303,9 +331,18 @@ def dataset_spec(name, spec):
                           f"{spec['frames_fps']!r})")
     if spec['clip_len'] is not None and not spec['clip_len'] > 0:
         raise ConfigError(f"dataset {name!r}: clip_len must be a positive number of seconds, got {spec['clip_len']!r}")
-    for key in ('color_jitter', 'max_bad_fraction'):
+    for key in ('color_jitter', 'max_bad_fraction', 'random_erasing'):
         if not 0 <= spec[key] <= 1:
             raise ConfigError(f"dataset {name!r}: {key} must be in [0, 1], got {spec[key]!r}")
+    for key in ('repeated_aug', 'num_temporal_clips', 'num_spatial_crops'):
+        if not (spec[key] is None and key != 'repeated_aug') and not (type(spec[key]) is int and spec[key] >= 1):
+            raise ConfigError(f"dataset {name!r}: {key} must be a whole number >= 1, got {spec[key]!r}")
+    if spec['rand_augment']:
+        try:
+            augment.parse_rand_augment(spec['rand_augment'])
+        except ValueError as e:
+            raise ConfigError(f"dataset {name!r}: {e}") from None
+    _choose(f"dataset {name!r}: aug_interpolation", spec['aug_interpolation'], ('nearest', 'bilinear', 'bicubic'))
     return spec
 
 

@@ -31,11 +31,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 from tqdm import tqdm
 
+import augment
 import config
 import readers
 from sampling import ProportionalBatchSampler, ShardedBatchSampler
@@ -66,12 +67,18 @@ def spatial_crops(x, size, n):
     return torch.stack([x[..., t:t + size, l:l + size] for t, l in zip(tops, lefts)])
 
 
-def _color_jitter(spec):
-    """SimCLR's colour distortion at strength s = spec['color_jitter'] (0: none): brightness, contrast and
-    saturation factors drawn from [1 - 0.8 s, 1 + 0.8 s], the hue turned by up to 0.2 s of a circle, in a random
-    order; a clip gets one draw for all its frames."""
-    s = spec['color_jitter']
-    return [v2.ColorJitter(0.8 * s, 0.8 * s, 0.8 * s, 0.2 * s)] if s else []
+def views(spec, cfg):
+    """(temporal clips, spatial crops) of a dataset's evaluation views: its own num_temporal_clips and
+    num_spatial_crops, or where those are None the run's (MultiTrain's release tests Kinetics with 1 x 5 views,
+    Moments in Time 3 x 2 and SSv2 3 x 1, spatial x temporal)."""
+    own = spec.get('num_temporal_clips'), spec.get('num_spatial_crops')
+    return (cfg.num_temporal_clips if own[0] is None else own[0], cfg.num_spatial_crops if own[1] is None else own[1])
+
+
+def collate(items):
+    """default_collate after unpacking repeated augmentation: an item that is a list of R samples (one image or
+    clip loaded once, augmented R times, spec['repeated_aug']) becomes R consecutive rows of the batch."""
+    return default_collate([sample for item in items for sample in (item if isinstance(item, list) else [item])])
 
 
 class TooManyUnreadable(readers.DataError, RuntimeError):
@@ -107,6 +114,7 @@ class _Samples(Dataset):
     def __init__(self, samples, classes, train, spec, cfg):
         self.samples, self.classes, self.train, self.spec, self.cfg = samples, classes, train, spec, cfg
         self.normalise = _normalise(cfg)
+        self.views = views(spec, cfg)  # evaluation: (temporal clips, spatial crops)
         # bad[i] = 1 once sample i turned out unreadable. In shared memory: the DataLoader's worker processes
         # set the flags, and every process (the main one counts them for the log) sees the same bytes.
         self.bad = torch.zeros(len(samples), dtype=torch.uint8).share_memory_()
@@ -152,6 +160,16 @@ class _Samples(Dataset):
                                     f"stopping rather than training on a shrinking dataset (repair or re-download "
                                     f"these files)")
 
+    def augmented(self, x, label):
+        """The training sample(s) of a loaded image (3, H, W) or clip (T, 3, H, W): one (x, label), or with
+        repeated_aug = R > 1 (MultiTrain's repeated augmentation) a list of R of them, each drawn anew from the
+        RNG that _item seeded with the sample's seed. Clips come out (3, T, S, S)."""
+        outputs = []
+        for _ in range(self.spec['repeated_aug']):
+            out = self.train_transform(x)
+            outputs.append((out.permute(1, 0, 2, 3) if self.is_video else out, label))
+        return outputs[0] if len(outputs) == 1 else outputs
+
 
 class ImageDataset(_Samples):
     """Images, (3, S, S) in training and (V, 3, S, S) views in evaluation."""
@@ -159,12 +177,7 @@ class ImageDataset(_Samples):
 
     def __init__(self, samples, classes, train, spec, cfg):
         super().__init__(samples, classes, train, spec, cfg)
-        self.train_transform = v2.Compose([
-            v2.RandomResizedCrop(cfg.img_size, scale=spec['crop_scale'], ratio=(3 / 4, 4 / 3), antialias=True),
-            v2.RandomHorizontalFlip(p=0.5 if spec['flip'] else 0.0),
-            *_color_jitter(spec),
-            self.normalise,
-        ])
+        self.train_transform = augment.train_transform(spec, cfg.img_size, self.normalise, video=False)
 
     def _item(self, index, seed):
         path, label = self.samples[index]
@@ -172,9 +185,9 @@ class ImageDataset(_Samples):
         if self.train:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
-                return self.train_transform(image), label  # (3, S, S)
+                return self.augmented(image, label)  # (3, S, S)
         image = TF.resize(image, self.cfg.img_size, antialias=True)  # short side = S
-        views = spatial_crops(image, self.cfg.img_size, self.cfg.num_spatial_crops)  # (V, 3, S, S)
+        views = spatial_crops(image, self.cfg.img_size, self.views[1])  # (V, 3, S, S)
         return self.normalise(views), label
 
     def load(self, path):
@@ -196,15 +209,8 @@ class VideoDataset(_Samples):
 
     def __init__(self, samples, classes, train, spec, cfg):
         super().__init__(samples, classes, train, spec, cfg)
-        low, high = spec['short_side']
-        # the same resize, crop, flip and colours for every frame: v2 transforms draw once per (T, 3, H, W) clip
-        self.train_transform = v2.Compose([
-            v2.RandomResize(round(low * cfg.img_size), round(high * cfg.img_size) + 1, antialias=True),
-            v2.RandomCrop(cfg.img_size),
-            v2.RandomHorizontalFlip(p=0.5 if spec['flip'] else 0.0),
-            *_color_jitter(spec),
-            self.normalise,
-        ])
+        # the same random choices for every frame: the transforms draw once per (T, 3, H, W) clip
+        self.train_transform = augment.train_transform(spec, cfg.img_size, self.normalise, video=True)
 
     def read(self, path, segment, u):
         """Clips (K, T, 3, H, W) at positions u (K, T), decoded or from the video's frame folder."""
@@ -220,11 +226,11 @@ class VideoDataset(_Samples):
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
                 clip = self.read(path, segment, train_positions(self.spec['sampler'], T))[0]  # (T, 3, H, W)
-                return self.train_transform(clip).permute(1, 0, 2, 3), label                 # (3, T, S, S)
-        u = eval_positions(self.spec['sampler'], self.cfg.num_temporal_clips, T)  # (K, T)
+                return self.augmented(clip, label)                                           # (3, T, S, S)
+        u = eval_positions(self.spec['sampler'], self.views[0], T)         # (K, T)
         clips = self.read(path, segment, u)                                # (K, T, 3, H, W)
         clips = TF.resize(clips, S, antialias=True)                        # (K, T, 3, H', W'), short side S
-        views = spatial_crops(clips, S, self.cfg.num_spatial_crops)        # (N, K, T, 3, S, S)
+        views = spatial_crops(clips, S, self.views[1])                     # (N, K, T, 3, S, S)
         views = views.transpose(0, 1).flatten(0, 1)                       # (K*N, T, 3, S, S), clip-major
         return self.normalise(views).permute(0, 2, 1, 3, 4), label        # (V, 3, T, S, S)
 
@@ -247,8 +253,8 @@ class MixedDataset(Dataset):
     def __getitem__(self, item):
         index, seed = item
         k = int(np.searchsorted(self.offsets, index, side='right')) - 1
-        x, y = self.datasets[k][(index - int(self.offsets[k]), seed)]
-        return x, y, k
+        item = self.datasets[k][(index - int(self.offsets[k]), seed)]
+        return [(x, y, k) for x, y in item] if isinstance(item, list) else (*item, k)  # a list: repeated_aug
 
 
 
@@ -323,7 +329,7 @@ def _loader(dataset, sampler, cfg, where, train=True):
     if train and len(sampler) == 0:  # an evaluation shard may be empty (fewer samples than ranks)
         raise ValueError(f"{where}: {len(dataset)} training samples cannot fill one global batch of "
                          f"{sampler.batch_size} x {sampler.world} ranks x {cfg.grad_accum} micro-batches")
-    return DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.num_workers,
+    return DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.num_workers, collate_fn=collate,
                       pin_memory=torch.cuda.is_available() and cfg.device != 'cpu',
                       persistent_workers=cfg.num_workers > 0,
                       generator=torch.Generator().manual_seed(cfg.seed))  # not the global RNG: see train.py

@@ -216,8 +216,9 @@ def main(argv):
     model.to(device)
 
     results = evaluate(model, loaders, device, autocast)
-    views = {name: (f'{cfg.num_temporal_clips}x{cfg.num_spatial_crops}' if loader.dataset.is_video
-                    else f'{cfg.num_spatial_crops}') for name, loader in loaders.items()}
+    # each dataset's own views, or the run's: temporal x spatial for videos, spatial for images
+    views = {name: ('x'.join(map(str, loader.dataset.views)) if loader.dataset.is_video
+                    else f'{loader.dataset.views[1]}') for name, loader in loaders.items()}
     print(f'{ckpt_path} (iteration {ckpt["iter_num"]})')
     print_results(results, views)
     for name, r in results.items():

@@ -159,14 +159,18 @@ class Projection(nn.Module):
 class UncertaintyWeighting(nn.Module):
     """sum_k L_k / (2 sigma_k^2) + log sigma_k with one learnable sigma_k per dataset.
 
-    We learn s_k = log sigma_k^2 (initialised to 0, i.e. sigma_k = 1): then the weight exp(-s_k) is positive
-    for every s_k, with no division by a parameter that could reach zero. (The official release keeps sigma^2
-    itself, never hands it to the optimizer, and ships with the weighting off.) For a fixed L_k the objective
-    is minimised at s_k = log L_k: a dataset with a larger loss is down-weighted, at the price of log sigma_k."""
+    We learn s_k = log sigma_k^2: then the weight exp(-s_k) is positive for every s_k, with no division by a
+    parameter that could reach zero. init 'zeros' starts at sigma_k = 1; 'official' draws sigma_k^2 uniformly
+    from [0.2, 1], as the official release does (which keeps sigma^2 itself, never hands it to the optimizer, and
+    ships with the weighting off). For a fixed L_k the objective is minimised at s_k = log L_k: a dataset with a
+    larger loss is down-weighted, at the price of log sigma_k."""
 
-    def __init__(self, names):
+    def __init__(self, names, init='zeros'):
         super().__init__()
-        self.log_var = nn.ParameterDict({name: nn.Parameter(torch.zeros(())) for name in names})  # s_k, 0-d
+        start = {name: torch.zeros(()) for name in names}                          # s_k = 0: sigma_k^2 = 1
+        if init == 'official':
+            start = {name: torch.empty(()).uniform_(0.2, 1.0).log() for name in names}  # sigma_k^2 ~ U(0.2, 1)
+        self.log_var = nn.ParameterDict({name: nn.Parameter(s) for name, s in start.items()})  # s_k, 0-d
 
     def terms(self, losses):
         """{name: the weighted term of eq. 6} for losses, a dict name -> scalar loss L_k."""
@@ -237,13 +241,15 @@ class Objective(nn.Module):
     """The training loss of one batch, composed from config switches, with the parameters of its terms.
 
     Supervised part: each sample is scored by its own dataset's head (or, with a projection, by every head,
-    eqs. 4-5); per-sample losses are summed per dataset and divided by the batch size (with 'proportional' or
-    'mixed' sampling and one step per round, by the step's samples on this rank), so in a batch that mixes
-    datasets each one weighs by its share, as in the official code (a batch of one dataset gives the plain
-    mean). Each dataset's L_k is then weighted by a fixed CoVeR weight (CoVeR 3.3.1) and, optionally, by
-    learned uncertainty (eq. 6). Informative part (eqs. 2-3): variance and covariance of the expander's output
-    over the global batch. The total of eq. 6 with weights 1 is the paper's MultiTrain; all weights 0 and no
-    projection is plain cross-entropy ("Vanilla")."""
+    eqs. 4-5); per-sample losses are summed per dataset and, with dataset_loss='share', divided by the batch size
+    (with 'proportional' or 'mixed' sampling and one step per round, by the step's samples on this rank), so in a
+    batch that mixes datasets each one weighs by its share, as in MultiTrain's official code (a batch of one
+    dataset gives the plain mean); with dataset_loss='mean', divided by the dataset's own count in the batch, so
+    that L_k is its mean loss (CoVeR's reading). Each dataset's L_k is then weighted by a fixed CoVeR weight
+    (CoVeR 3.3.1) and, optionally, by learned uncertainty (eq. 6). Informative part (eqs. 2-3): variance and
+    covariance of the expander's output over the global batch (under gradient accumulation the whole step's, or
+    with informative_batch='micro' each micro-batch's, see train.py). The total of eq. 6 with weights 1 is the
+    paper's MultiTrain; all weights 0 and no projection is plain cross-entropy ("Vanilla")."""
 
     def __init__(self, num_classes, feature_dim, cfg):
         super().__init__()
@@ -257,7 +263,10 @@ class Objective(nn.Module):
                                                                            cfg.projection_init)
         informative = cfg.var_weight > 0 or cfg.cov_weight > 0
         self.expander = Expander(feature_dim, cfg.expander_hidden, cfg.expander_out) if informative else None
-        self.uncertainty = UncertaintyWeighting(self.names) if cfg.uncertainty else None
+        # settings that a partial namespace (tools/bench.py) may lack take their config.py defaults
+        self.dataset_loss = getattr(cfg, 'dataset_loss', 'share')
+        self.uncertainty = (UncertaintyWeighting(self.names, getattr(cfg, 'uncertainty_init', 'zeros'))
+                            if cfg.uncertainty else None)
 
     def forward(self, model, names, x, y, ds, z_grad=None, batch_total=None, mix=None):
         """(total loss, {dataset: L_k}, {regulariser: value}) for a batch x with labels y (B,) whose sample b
@@ -267,7 +276,7 @@ class Objective(nn.Module):
         informative_gradients), that loss is not computed here: a term of value 0 carries z_grad into the
         backward pass instead. batch_total: what the per-dataset sums are divided by, B by default; train.py passes
         the samples of the whole step when one step takes batches of several shapes (see below). mix: (y2 (B,),
-        lam (B,)) when x was mixed by mixup.py: sample b is lam_b of a sample of label y_b and 1 - lam_b of one of
+        lam (B,)) when x was mixed by augment.py: sample b is lam_b of a sample of label y_b and 1 - lam_b of one of
         label y2_b, of the same dataset."""
         features = model.features(x)                                    # (B, D)
         # with a projection every head runs on every sample: W_ik needs dataset i's logits on k's samples
@@ -283,12 +292,18 @@ class Objective(nn.Module):
                 # projection the projected logits are trained against the same soft targets
                 y2, lam = mix
                 per_sample = lam * per_sample + (1 - lam) * self._per_sample(logits, name, torch.where(member, y2, 0))
-            # L_k: k's summed losses over the batch (or the step's batches), so that k weighs by its share of the
-            # samples. With CoVeR's weights this is sum_b w_{dataset of b} CE_b / B, CoVeR's weighted sum (3.3.2)
-            # with each dataset's loss taken as its share of the batch's mean loss (CoVeR does not say how a
-            # dataset's loss is normalised; a per-dataset mean would let a dataset of 1 sample in 16 weigh as
-            # much as one of 8)
-            losses[name] = (per_sample * member).sum() / (y.shape[0] if batch_total is None else batch_total)
+            if self.dataset_loss == 'mean':
+                # L_k: k's mean loss in the batch; with CoVeR's weights the total is sum_k w_k * mean_k, "the
+                # weighted sum of the losses across each dataset in that batch" (CoVeR, section 1). A batch
+                # without a sample of k adds 0 (config.check allows 'mean' only where every micro-batch of every
+                # rank holds each dataset the same number of times, so that this is the step's mean)
+                count = member.sum().clamp(min=1)
+            else:
+                # L_k: k's summed losses over the batch (or the step's batches), so that k weighs by its share of
+                # the samples: with CoVeR's weights sum_b w_{dataset of b} CE_b / B (a dataset of 1 sample in 16
+                # weighs half as much as one of 2 in 16), as MultiTrain's official code sums its masked losses
+                count = y.shape[0] if batch_total is None else batch_total
+            losses[name] = (per_sample * member).sum() / count
         weighted = self.uncertainty.terms(losses) if self.uncertainty is not None else losses  # eq. 6
         total, regularisers = cover_weighted_sum(weighted, self.weights), {}
         if self.expander is not None and z_grad is not None:

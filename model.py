@@ -106,10 +106,14 @@ class Block(nn.Module):
         return x
 
 
-def make_head(kind, dim, num_classes):
-    """'linear' as IV-ViT; 'mlp' as MultiTrain's heads (hidden width 4*dim here, 2048 in the official code)."""
+def make_head(kind, dim, num_classes, hidden=None, dropout=0.5, output_dropout=False):
+    """'linear' as IV-ViT; 'mlp' as MultiTrain's heads: dim -> hidden (4 * dim by default; 2048 in the official
+    code) -> num_classes with a GELU and dropout after it, and with output_dropout the same dropout on the logits
+    too (the official code's Mlp drops after both layers; it has no dropout before its MLP heads)."""
     if kind == 'mlp':
-        return nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Dropout(0.5), nn.Linear(4 * dim, num_classes))
+        hidden = hidden or 4 * dim
+        layers = [nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, num_classes)]
+        return nn.Sequential(*layers, *([nn.Dropout(dropout)] if output_dropout else []))
     return nn.Linear(dim, num_classes)  # 'linear'
 
 
@@ -117,7 +121,7 @@ class VisionTransformer(nn.Module):
     """Frame-wise ViT: (B, 3, H, W) images or (B, 3, T, H, W) videos -> (B, D) features -> per-dataset logits."""
 
     def __init__(self, num_classes, img_size=224, patch_size=16, dim=768, depth=12, num_heads=12,
-                 mlp_ratio=4.0, shift_div=4, head='linear', drop_path=0.0):
+                 mlp_ratio=4.0, shift_div=4, head='linear', drop_path=0.0, head_options=None):
         super().__init__()
         assert img_size % patch_size == 0, f'img_size {img_size} is not a multiple of patch_size {patch_size}'
         num_patches = (img_size // patch_size) ** 2
@@ -128,7 +132,8 @@ class VisionTransformer(nn.Module):
         rates = [drop_path * i / max(depth - 1, 1) for i in range(depth)]  # linearly increasing stochastic depth
         self.blocks = nn.ModuleList(Block(dim, num_heads, mlp_ratio, shift_div, r) for r in rates)
         self.norm = nn.LayerNorm(dim, eps=1e-6)
-        self.heads = nn.ModuleDict({name: make_head(head, dim, c) for name, c in num_classes.items()})
+        self.heads = nn.ModuleDict({name: make_head(head, dim, c, **(head_options or {}))
+                                    for name, c in num_classes.items()})
         self.apply(_init_weights)
         with torch.no_grad():
             self.pos_embed[0, 1:] = sincos_position_embedding(dim, img_size // patch_size)  # the class token's stays 0
@@ -373,7 +378,7 @@ class MViT(nn.Module):
     the last tokens (MultiTrain). residual_pool: MViTv2's pooled-query residual inside attention."""
 
     def __init__(self, num_classes, blocks, img_size=224, num_frames=16, rel_pos=True, cls_token=True,
-                 residual_pool=True, kernel=(3, 3, 3), head='linear', drop_path=0.0):
+                 residual_pool=True, kernel=(3, 3, 3), head='linear', drop_path=0.0, head_options=None):
         super().__init__()
         H, W = (img_size, img_size) if isinstance(img_size, int) else img_size
         dim = blocks[0][1]
@@ -396,7 +401,8 @@ class MViT(nn.Module):
             grid, dim = tuple(ceil_div(g, s) for g, s in zip(grid, q_stride)), dim_out
         self.num_features = dim                             # width of features(), what the heads read
         self.norm = nn.LayerNorm(dim, eps=1e-6)
-        self.heads = nn.ModuleDict({name: make_head(head, dim, c) for name, c in num_classes.items()})
+        self.heads = nn.ModuleDict({name: make_head(head, dim, c, **(head_options or {}))
+                                    for name, c in num_classes.items()})
         self.apply(_init_weights)
         for name, p in self.named_parameters():
             if name.rsplit('.', 1)[-1] in POSITION_PARAMS:
@@ -440,21 +446,26 @@ class MViT(nn.Module):
 
 def build_model(cfg, num_classes):
     """The backbone named by cfg.backbone with one head per dataset; num_classes: {dataset name: C}."""
+    # settings that a partial namespace (tests, tools) may lack take their config.py defaults
+    head_options = dict(hidden=getattr(cfg, 'head_hidden', None), dropout=getattr(cfg, 'head_dropout', 0.5),
+                        output_dropout=getattr(cfg, 'head_output_dropout', False))
     if cfg.backbone == 'mvit':
         # the time table covers the longest clip of the config (other lengths resample it)
         frames = max((spec['num_frames'] for spec in cfg.datasets.values() if 'num_frames' in spec), default=16)
         return MViT(num_classes, img_size=cfg.img_size, num_frames=frames, head=cfg.head, drop_path=cfg.drop_path,
-                    **MVIT_PRESETS[cfg.mvit_preset])
+                    head_options=head_options, **MVIT_PRESETS[cfg.mvit_preset])
     return VisionTransformer(num_classes, img_size=cfg.img_size, patch_size=cfg.patch_size, dim=cfg.dim,
                              depth=cfg.depth, num_heads=cfg.num_heads, mlp_ratio=cfg.mlp_ratio,
-                             shift_div=cfg.shift_div, head=cfg.head, drop_path=cfg.drop_path)
+                             shift_div=cfg.shift_div, head=cfg.head, drop_path=cfg.drop_path, head_options=head_options)
 
 
-def configure_optimizer(model, lr, weight_decay, betas, device_type, kind='adamw', momentum=0.9):
+def configure_optimizer(model, lr, weight_decay, betas, device_type, kind='adamw', momentum=0.9, position_decay=False):
     """AdamW (kind='adamw') or SGD with momentum (kind='sgd', CoVeR), with weight decay on weight matrices and
-    kernels only (not on biases, norms, tokens, positions)."""
+    kernels only: not on biases and norms, and not on tokens and positions unless position_decay (MultiTrain's
+    release decays them: ZERO_DECAY_POS_CLS False)."""
     params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    no_decay = lambda n, p: p.ndim < 2 or n.split('.')[-1] in POSITION_PARAMS  # also as step.model.*
+    is_position = lambda n: n.split('.')[-1] in POSITION_PARAMS  # also as step.model.*
+    no_decay = lambda n, p: not (position_decay and is_position(n)) and (p.ndim < 2 or is_position(n))
     groups = [dict(params=[p for n, p in params if not no_decay(n, p)], weight_decay=weight_decay),
               dict(params=[p for n, p in params if no_decay(n, p)], weight_decay=0.0)]
     if kind == 'sgd':

@@ -29,10 +29,10 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
+import augment
 import config
 import data
 import losses
-import mixup
 import sampling
 from eval import evaluate, print_results
 from model import build_model, configure_optimizer
@@ -125,7 +125,7 @@ class TrainStep(torch.nn.Module):
 
 step = TrainStep(model, objective)
 optimizer = configure_optimizer(step, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2), device_type, cfg.optimizer,
-                                cfg.momentum)
+                                cfg.momentum, cfg.position_decay)
 iter_num = 0
 best_top1 = -1.0
 ckpt_path = os.path.join(cfg.out_dir, 'ckpt.pt')
@@ -302,7 +302,7 @@ signal.signal(signal.SIGTERM, request_stop)
 def prepare_batch(batch, s, m):
     """Micro-batch m of slot s of this iteration, on the device and mixed: (names, x, y, ds, mix) with x
     (B, 3, T, H, W) or (B, 3, H, W), y (B,) labels within each sample's dataset, ds (B,) the index of that
-    dataset in names. With mixup_alpha or cutmix_alpha, x is mixed within each dataset (mixup.py) and mix is
+    dataset in names. With mixup_alpha or cutmix_alpha, x is mixed within each dataset (augment.py) and mix is
     (partner labels, lam), else None; the draws depend on (seed, iteration, s, m, rank) only, so a resumed run
     mixes as the uninterrupted one."""
     names, x, y, ds = batch
@@ -310,7 +310,7 @@ def prepare_batch(batch, s, m):
     if cfg.mixup_alpha <= 0 and cfg.cutmix_alpha <= 0:
         return names, x, y, ds, None
     rng = np.random.default_rng([cfg.seed, iter_num, s, m, rank])
-    x, mix = mixup.mix(x, y, ds, cfg.mixup_alpha, cfg.cutmix_alpha, rng)
+    x, mix = augment.mix(x, y, ds, cfg.mixup_alpha, cfg.cutmix_alpha, rng)
     return names, x, y, ds, mix
 
 
@@ -319,7 +319,8 @@ class InformativeCache:
     the gradient of each micro-batch's expander rows are computed first (losses.Objective.informative_gradients);
     replay(m) then restores micro-batch m's RNG state (the same dropout as in that first pass) and returns the
     gradient its forward pass carries into backward(). Used when a step has several micro-batches and an
-    expander; otherwise each forward pass computes the loss of its own batch."""
+    expander, with informative_batch='step'; otherwise each forward pass computes the loss of its own
+    micro-batch, gathered over the ranks (informative_batch='micro', as MultiTrain's release does)."""
 
     def __init__(self, xs, terms):
         self.z_grads, self.states, regularisers, total = objective.informative_gradients(model.features, xs, autocast)
@@ -379,7 +380,7 @@ while True:
         window['samples'] += sum(len(y) for _, _, y, _, _ in micro_batches)
         stepping = cfg.update == 'per_dataset' or s == len(round_) - 1  # per_round: one step after the last slot
         cache = None
-        if len(micro_batches) > 1 and objective.expander is not None:
+        if len(micro_batches) > 1 and objective.expander is not None and cfg.informative_batch == 'step':
             cache = InformativeCache([x for _, x, _, _, _ in micro_batches], terms)
         for m, (names, x, y, ds, mix) in enumerate(micro_batches):
             if ddp:  # average gradients over ranks only in the backward pass right before a step

@@ -13,8 +13,9 @@
 #   from step to step so that each dataset's share of all samples seen is its share of the data; start-up prints
 #   the shares);
 # - the weighted sum of the per-dataset losses with w_image = 0.5, w_video = 1 (Table 6's headline row), each
-#   dataset's loss its share of the step's mean loss (losses.Objective);
-# - SGD with momentum 0.9, 20 epochs, lr 5e-3 dropped to 5e-4 and 5e-5 at epochs 11 and 15;
+#   dataset's loss its mean over its samples in the step (dataset_loss='mean', below);
+# - SGD with momentum 0.9, 20 epochs, lr 5e-3 dropped to 5e-4 and 5e-5 at epochs 11 and 15 (counted from 0, as a
+#   step schedule's boundaries count epochs done: 11 epochs at 5e-3, 4 at 5e-4, the last 5 at 5e-5);
 # - 16 frames sampled uniformly over the whole video (sampler='segments'); only random crops and horizontal flips
 #   (none on SSv2, whose "left to right" / "right to left" classes a flip swaps); 1 x 3 views at test.
 # Not as in the paper, and why:
@@ -49,6 +50,12 @@ datasets = {
     'imagenet': dict(format='imagefolder', root='data/imagenet', batch_size=_batch),
 }
 loss_weights = {'imagenet': 0.5}                   # Table 6: w_image = 0.5, w_video = 1 (the videos' default)
+# Each dataset's loss is its mean, the total sum_k w_k mean_k: "the total loss for a given batch equal to the
+# weighted sum of the losses across each dataset in that batch" (CoVeR, section 1; appendix: "the weighted average
+# of both image and video classification loss"). Effective weights of the per-sample means: K400 1, SSv2 1, MiT 1,
+# ImageNet 0.5. (dataset_loss='share', MultiTrain's reading, would weigh each mean by its share of the step too:
+# K400 0.097, SSv2 0.068, MiT 0.319, ImageNet 0.258, a total 4.7x smaller, which under SGD is a 4.7x smaller lr.)
+dataset_loss = 'mean'
 init_from = 'torchvision:vit_b_16'
 backbone, img_size, patch_size, dim, depth, num_heads, shift_div = 'vit', 224, 16, 768, 12, 12, 4
 num_workers, num_temporal_clips, num_spatial_crops = 8, 1, 3  # 1 x 3 views at test

@@ -10,5 +10,5 @@ exec(open(os.path.join(os.path.dirname(__file__), 'multitrain_k400_mit_ssv2_actn
 out_dir = 'out/multitrain_k700_mit_ssv2_actnet'
 datasets['k700'] = dict(datasets.pop('k400'), root='data/kinetics700')  # same layout, 700 classes
 datasets = {name: datasets[name] for name in ('k700', 'mit', 'ssv2', 'actnet')}
-max_iters = 50 * (545_000 + 727_000 + 168_000 + 107_000) // _global_batch  # K700 ~545k training clips
-warmup_iters = max_iters // 5
+_epoch = (545_000 + 727_000 + 168_000 + 107_000) // 512  # K700 ~545k training clips
+max_iters, warmup_iters, eval_interval = 50 * _epoch, 10 * _epoch, _epoch

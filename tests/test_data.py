@@ -491,3 +491,17 @@ def test_forever_from_a_start_continues_the_same_sequence():
     assert unbroken[0] != unbroken[3]                                           # a new shuffle each epoch
     for start in (1, 3, 5):
         assert batches(start, 9 - start) == unbroken[start:]
+
+
+def test_a_dataset_sets_its_own_evaluation_views(ucf_root, tiny_root):
+    """num_temporal_clips / num_spatial_crops in a dataset's settings win over the run's (None: the run's), as
+    MultiTrain's release tests Kinetics 1 x 5 and Moments in Time 3 x 2 (spatial x temporal)."""
+    cfg = make_cfg(num_temporal_clips=2, num_spatial_crops=3)
+    own = data.make_loader(ucf_spec(ucf_root, num_temporal_clips=5, num_spatial_crops=1), 'val', cfg)
+    run = data.make_loader(ucf_spec(ucf_root), 'val', cfg)
+    assert next(iter(own))[0].shape[1] == 5 and next(iter(run))[0].shape[1] == 6
+    assert own.dataset.views == (5, 1) and run.dataset.views == (2, 3)
+    images = data.make_loader(tiny_spec(tiny_root, num_spatial_crops=1), 'val', cfg)
+    assert next(iter(images))[0].shape[1] == 1
+    with pytest.raises(config.ConfigError, match="'ucf'.*num_spatial_crops"):
+        ucf_spec(ucf_root, num_spatial_crops=0)

@@ -145,6 +145,28 @@ def test_two_processes_with_accumulation_equal_one_with_the_global_batch_multitr
     assert_same_parameters(params(one), params(two))
 
 
+RELEASE_AUGMENTATION = dict(rand_augment='rand-m7-n4-mstd0.5-inc1', aug_interpolation='bicubic', resized_crop=True,
+                            crop_aspect=(0.75, 1.3333), random_erasing=0.25, repeated_aug=2)
+
+
+@pytest.mark.slow
+def test_two_processes_equal_one_with_the_release_augmentations_and_micro_batch_statistics(three, tmp_path):
+    """MultiTrain's release recipe: RandAugment, resized crops, erasing and repeated augmentation on every dataset
+    (each loaded sample gives 2 rows, kept on the rank that loaded it), 2 micro-batches a step with the informative
+    loss of each micro-batch gathered over the ranks (informative_batch='micro'): 2 processes equal 1 process with
+    the global micro-batch, whose informative loss sees the same rows."""
+    one, two = tmp_path / 'one', tmp_path / 'two'
+    recipe = dict(**EXACT, **MULTITRAIN, grad_accum=2, informative_batch='micro', max_iters=3, eval_interval=3)
+    big, small = settings(three, 2, **recipe), settings(three, 1, **recipe)
+    for spec in (*big['datasets'].values(), *small['datasets'].values()):
+        spec.update(RELEASE_AUGMENTATION)
+    run('train.py', str(write_config(tmp_path / 'one.py', three, one, **big)))
+    torchrun('train.py', str(write_config(tmp_path / 'two.py', three, two, **small)))
+    assert_same_parameters(params(one), params(two))
+    a, b = ([e['variance'] for e in read_log(out) if e['event'] == 'train'] for out in (one, two))
+    assert a == pytest.approx(b, abs=1e-5)
+
+
 @pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_and_resume_finishes_like_the_whole_run(three, tmp_path):
     common = settings(three, 1, sampling='proportional', max_iters=30, eval_interval=30, num_workers=1)

@@ -9,6 +9,7 @@ import torch
 import torch.multiprocessing as mp
 import torch.nn as nn
 
+import config
 import losses
 from conftest import ce_loop, covariance_loop, project_loop, variance_loop
 from losses import Objective, gather_with_grad
@@ -224,3 +225,54 @@ def test_gather_with_grad_equals_one_process_with_the_whole_batch(tmp_path):
     for rank in (0, 1):
         assert results[rank][0] == pytest.approx(loss.item(), rel=1e-6)
         assert torch.allclose(results[rank][1], w.grad, atol=1e-6), (results[rank][1], w.grad)
+
+
+def test_dataset_loss_mean_is_the_weighted_sum_of_per_dataset_means():
+    """CoVeR's reading (dataset_loss='mean'): L_k is the mean over k's samples, whatever its share, and the total
+    the weighted sum of these means; 'share' gives each mean times the dataset's share of the batch."""
+    model, objective = TinyModel(), Objective(NUM_CLASSES, 6, make_cfg(dataset_loss='mean', loss_weights={'b': 0.5}))
+    x, y, ds = batch(B=10)
+    total, parts, _ = objective(model, ('a', 'b'), x, y, ds)
+    share = Objective(NUM_CLASSES, 6, make_cfg(loss_weights={'b': 0.5}))(model, ('a', 'b'), x, y, ds)[1]
+    f = model.features(x)
+    means = {}
+    for k, name in enumerate('ab'):
+        mask = ds == k
+        means[name] = nn.functional.cross_entropy(model.heads[name](f[mask]), y[mask]).item()
+        assert parts[name].item() == pytest.approx(means[name], rel=1e-5)
+        assert share[name].item() == pytest.approx(means[name] * mask.float().mean().item(), rel=1e-5)
+    assert total.item() == pytest.approx(means['a'] + 0.5 * means['b'], rel=1e-5)
+
+
+def test_dataset_loss_mean_is_refused_with_mixed_batches():
+    with pytest.raises(config.ConfigError, match="dataset_loss='mean'"):
+        config.load(['--sampling=mixed', '--dataset_loss=mean'])
+    config.load(['--sampling=proportional', '--dataset_loss=mean'])
+
+
+def test_official_uncertainty_init_draws_sigma_squared_from_0_2_to_1():
+    torch.manual_seed(0)
+    weighting = losses.UncertaintyWeighting([str(i) for i in range(200)], init='official')
+    sigma2 = torch.stack([s.detach().exp() for s in weighting.log_var.values()])
+    assert 0.2 <= sigma2.min() < 0.25 and 0.95 < sigma2.max() <= 1.0 and len(set(sigma2.tolist())) == 200
+    assert all(s.item() == 0 for s in losses.UncertaintyWeighting(['a', 'b']).log_var.values())
+
+
+def test_official_heads_and_weight_decay_of_positions():
+    """The release's head (head_hidden=2048, dropout 0.5 after the GELU and on the output) and its weight decay on
+    position embeddings (position_decay=True); by default 4 x dim, no output dropout, positions not decayed."""
+    from model import build_model, configure_optimizer
+    base = dict(backbone='mvit', mvit_preset='tiny', img_size=32, head='mlp', drop_path=0.0,
+                datasets={'clips': dict(format='ucf101', num_frames=4)})
+    plain = build_model(types.SimpleNamespace(**base), {'clips': 5})
+    official = build_model(types.SimpleNamespace(**base, head_hidden=48, head_output_dropout=True), {'clips': 5})
+    assert [type(m).__name__ for m in plain.heads['clips']] == ['Linear', 'GELU', 'Dropout', 'Linear']
+    assert plain.heads['clips'][0].out_features == 4 * plain.num_features
+    assert [type(m).__name__ for m in official.heads['clips']] == ['Linear', 'GELU', 'Dropout', 'Linear', 'Dropout']
+    assert official.heads['clips'][0].out_features == 48 and official.heads['clips'][-1].p == 0.5
+    positions = {id(p) for n, p in plain.named_parameters() if n.startswith('pos_embed')}
+    for decay in (False, True):
+        groups = configure_optimizer(plain, 1e-3, 0.05, (0.9, 0.999), 'cpu', position_decay=decay).param_groups
+        decayed, undecayed = groups
+        assert positions <= {id(p) for p in (decayed if decay else undecayed)['params']}
+        assert all(p.ndim >= 2 or id(p) in positions for p in decayed['params'])  # biases, norms never decay

@@ -52,6 +52,7 @@ SMOKE_ITERS = 2           # trained as 1 + 1 around the reloaded checkpoint
 SMOKE_BATCH = 2           # per dataset and rank
 SMOKE_SIDE = 32           # input side; a multiple of the ViT patch and of MViT's total stride of 32
 SMOKE_FRAMES = 4          # frames per clip
+SMOKE_ACCUM = 2           # micro-batches per step at most: the accumulation path runs, on little data
 
 def _shrink(cfg, key, new, changes):
     old = getattr(cfg, key)
@@ -87,6 +88,7 @@ def prepare(cfg, folder):
     _shrink(cfg, 'keep_last', 0, changes)
     _shrink(cfg, 'num_workers', 0, changes)
     _shrink(cfg, 'img_size', min(cfg.img_size, SMOKE_SIDE), changes)
+    _shrink(cfg, 'grad_accum', min(cfg.grad_accum, SMOKE_ACCUM), changes)
     # the schedule keeps its shape: warm-up and milestones at the same fractions of the run
     _shrink(cfg, 'warmup_iters', cfg.warmup_iters * SMOKE_ITERS // max(old_iters, 1), changes)
     _shrink(cfg, 'lr_milestones', [max(1, round(m * SMOKE_ITERS / max(old_iters, 1))) for m in cfg.lr_milestones],
