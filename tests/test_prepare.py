@@ -39,7 +39,7 @@ def sources(tmp_path_factory):
     root = tmp_path_factory.mktemp('sources')
     synthetic.write_synthetic_kinetics(root / 'kinetics', classes=CLASSES, train_per_class=2, val_per_class=1,
                                        seconds=1.2)
-    synthetic.write_synthetic_ucf101(root / "ucf101", classes=CLASSES, groups=10, clips=1, seconds=1.0)  # 6 train, 14 val
+    synthetic.write_synthetic_ucf101(root / 'ucf101', classes=CLASSES, groups=10, clips=1, seconds=1.0)  # 6 train
     synthetic.write_synthetic_ssv2(root / 'ssv2', classes=CLASSES, train_per_class=2, val_per_class=1)
     return root
 
@@ -146,6 +146,7 @@ def test_output_size():
     assert prepare.output_size(341, 257, 0) == (340, 256)     # original size, even (ties to even)
 
 
+@pytest.mark.slow  # two processes, train.py and eval.py: 15-45 s on 2 busy cores
 def test_prepared_copy_trains_and_evaluates_with_only_root_changed(sources, tmp_path):
     """train.py and eval.py run on a prepared UCF101 copy with the config of the original but for its root."""
     out = tmp_path / 'ucf101'
