@@ -426,7 +426,7 @@ def bench_loader(args):
     with tempfile.TemporaryDirectory() as tmp:
         rows = []  # (video, clip name, clip settings, image size)
         if args.loader_video:
-            rows += [(path, name, clip, args.img_size)
+            rows += [(path, f'{path}, {name}', clip, args.img_size)
                      for path in args.loader_video for name, clip in LOADER_CLIPS.items()]
         else:
             from tools import synthetic

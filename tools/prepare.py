@@ -265,7 +265,8 @@ def read_layout(fmt, root):
 
 
 def _gb(size):
-    return f"{size / 1e9:.2f} GB"
+    """A size in bytes as GB, or MB below 1 GB."""
+    return f"{size / 1e9:.2f} GB" if size >= 1e9 else f"{size / 1e6:.1f} MB"
 
 
 def prepare(root, out_root, fmt=None, short_side=320, gop=16, crf=23, fastdecode=True, workers=None):
