@@ -140,6 +140,20 @@ def test_variable_frame_rate_is_put_on_the_grid(tmp_path):
     assert np.array_equal(original[3], original[2])  # the gap: the frame before it is on screen at index 3
 
 
+@pytest.mark.parametrize('options', [dict(codec='mpeg4', packed_b_frames=True, audio=True), dict(codec='libx264')])
+def test_copy_shows_the_original_frame_by_frame(tmp_path, options):
+    """Every frame of the copy (H.264 in AVI without B-frames; H.264 MP4) is nearest to the original's frame of the
+    same index: also for packed B-frames (DivX-style AVI), whose frames decode.py reorders."""
+    suffix = '.avi' if options['codec'] == 'mpeg4' else '.mp4'
+    frames = synthetic.render_video('MoveLeft', np.random.default_rng(2), 64, 48, 40)
+    encode.write_video(tmp_path / f'v{suffix}', frames, 25, options.pop('codec'), **options)
+    prepare.encode_video(tmp_path / f'v{suffix}', tmp_path / f'copy{suffix}', gop=8, crf=10)  # noise << motion
+    original, copy = (decode.read_video_frames(tmp_path / f'{name}{suffix}', list(range(40))).numpy().astype(float)
+                      for name in ('v', 'copy'))
+    errors = ((copy[:, None] - original[None]) ** 2).mean(axis=(2, 3, 4))  # (copy frame, original frame)
+    assert [int(np.argmin(row)) for row in errors] == list(range(40))
+
+
 def test_output_size():
     assert prepare.output_size(454, 256, 320) == (454, 256)   # never scaled up
     assert prepare.output_size(1280, 720, 320) == (568, 320)  # aspect kept, sides even
