@@ -351,7 +351,10 @@ def summarise(results, seconds, attempted, workers):
 def check_copy(fmt, layout, out_root, results):
     """The copy must read as the original: the same samples and labels, but for videos not written (Kinetics and
     ActivityNet's readers skip missing files)."""
-    copy = read_layout(fmt, out_root)
+    try:
+        copy = read_layout(fmt, out_root)
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"prepare: the copy {out_root} does not read as a {fmt} dataset: {e}")
     missing = {str(Path(r['dst']).relative_to(out_root)) for r in results if r['outcome'] in ('unreadable', 'failed')}
     for split in ('train', 'val'):
         written, expected = ([s for s in samples[split] if s[0] not in missing] for samples in (copy, layout))
@@ -371,14 +374,15 @@ if __name__ == '__main__':
     parser.add_argument('root', help="the dataset's root folder")
     parser.add_argument('out_root', help="where the prepared copy is written (a config then points root here)")
     parser.add_argument('--format', choices=video_formats + ['list'] * ('list' not in video_formats),
-                        help="the dataset's layout: its reader checks the original first and the copy at the end")
+                        help="the dataset's layout: its reader checks the original first and the copy at the end "
+                        "(None: no check)")
     parser.add_argument('--short_side', type=int, default=320,
                         help="scale videos whose short side is longer down to this (0: keep every size)")
     parser.add_argument('--gop', type=int, default=16, help="frames from one key frame to the next")
     parser.add_argument('--crf', type=int, default=23, help="quality: lower is better and larger (x264: 18-28)")
     parser.add_argument('--fastdecode', type=int, default=1, choices=[0, 1],
-                        help="x264's tune fastdecode: about 1.4x faster to decode, about 1.2x larger (1: on)")
-    parser.add_argument('--workers', type=int, default=None, help="processes (default: one per core)")
+                        help="x264's tune fastdecode (1: on): 1.2-1.5x faster to decode, 1.2x larger")
+    parser.add_argument('--workers', type=int, default=None, help="processes (None: one per core)")
     args = parser.parse_args()
     results = prepare(args.root, args.out_root, args.format, args.short_side, args.gop, args.crf,
                       bool(args.fastdecode), args.workers)
