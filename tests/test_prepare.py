@@ -22,7 +22,8 @@ def video_facts(path):
     """(frame rate, frame count, codec, key-frame packet numbers, number of audio streams) of a video."""
     with av.open(str(path)) as container:
         stream, fps, count, _ = decode._video_stream(container)
-        codec, audio = stream.codec_context.name, len(container.streams.audio)
+        codec = stream.codec_context.name
+        audio = len(container.streams.audio)
     with av.open(str(path)) as container:
         keys = [n for n, packet in enumerate(decode._demux(container, decode._first_video_stream(container)[0]))
                 if packet.is_keyframe]
@@ -50,7 +51,8 @@ def test_mirror_counts_key_frames_and_rerun(sources, tmp_path, fmt, gop, codec, 
     frame rate and frame count, the new codec, key frames at most `gop` frames apart and no audio; the copy reads as the
     same dataset; a rerun skips every video and rewrites nothing. (UCF101's XviD has a key frame every 12 frames:
     --gop=8 makes it re-encode.)"""
-    root, out = sources / fmt, tmp_path / fmt
+    root = sources / fmt
+    out = tmp_path / fmt
     results = prepare.prepare(root, out, fmt, gop=gop, workers=1)
     assert {r['outcome'] for r in results} == {'done'}
     assert files(out) == files(root)

@@ -387,7 +387,8 @@ def reference_sample(path, dataset, seed):
     pipeline: torchcodec's decoder (its fast seek mode, one FFmpeg thread) and torchvision.transforms.v2, with the
     sampler's index arithmetic of decode.py so that both read the same frames."""
     from torchvision.transforms import v2
-    spec, cfg = dataset.spec, dataset.cfg
+    spec = dataset.spec
+    cfg = dataset.cfg
     low, high = spec['short_side']
     transform = v2.Compose([v2.RandomResize(round(low * cfg.img_size), round(high * cfg.img_size) + 1, antialias=True),
                             v2.RandomCrop(cfg.img_size), v2.RandomHorizontalFlip(p=0.5 if spec['flip'] else 0.0),
@@ -407,7 +408,8 @@ def time_pipelines(pipelines, steps, batch):
     ({name: median wall seconds per sample}, {name: median CPU seconds per sample})."""
     from torch.utils.data import default_collate
     names = list(pipelines)
-    wall, cpu = ({name: [] for name in names} for _ in range(2))
+    wall = {name: [] for name in names}
+    cpu = {name: [] for name in names}
     for i in range(steps + 2):
         for name in names[i % len(names):] + names[:i % len(names)]:
             t0, c0 = time.perf_counter(), time.process_time()
@@ -449,8 +451,8 @@ def bench_loader(args):
             pipelines = {'ours': lambda seed, d=dataset: d[(0, seed)]}
             if VideoDecoder is not None:
                 pipelines['torchcodec'] = lambda seed, p=path, d=dataset: reference_sample(p, d, seed)
-                ours, theirs = pipelines['ours'](0)[0], pipelines['torchcodec'](0)[0]
-                assert torch.equal(ours, theirs), f'{path}: the reference pipeline made another sample'
+                same = torch.equal(pipelines['ours'](0)[0], pipelines['torchcodec'](0)[0])
+                assert same, f'{path}: the reference pipeline made another sample'
             wall, cpu = time_pipelines(pipelines, args.steps, args.batch)
             print(f'{name}, {img_size}x{img_size}:')
             for what, medians in (('wall', wall), ('cpu ', cpu)):
@@ -502,7 +504,9 @@ def bench_prepare(args):
             folder = decode.frame_folder(original.parent, original)
             with av.open(str(original)) as container:
                 fps = decode._video_stream(container)[1]
-            paths, sizes, seconds = {'original': original}, {'original': original.stat().st_size}, {}
+            paths = {'original': original}
+            sizes = {'original': original.stat().st_size}
+            seconds = {}  # encoding time of each copy
             for name, options in PREPARED.items():
                 paths[name] = Path(tmp, name.replace(' ', '_'), original.name)
                 paths[name].parent.mkdir(exist_ok=True)

@@ -78,7 +78,9 @@ def _grid_frames(path, fps, count, origin):
     with av.open(str(path)) as container:  # opened anew: reading the frame count may have demuxed every packet
         stream, _ = decode._first_video_stream(container)
         times = decode._frame_times(stream, fps, origin, range(count))
-        previous, i, n = None, 0, 0
+        previous = None  # the last frame decoded
+        i = 0            # the next grid index to hand out
+        n = 0            # frames decoded
         for packet in itertools.chain(decode._demux(container, stream), [None]):  # None: the decoder's last frames
             for frame in stream.codec_context.decode(packet):
                 pts = frame.pts if frame.pts is not None else origin + int(n / fps / stream.time_base)
@@ -147,7 +149,8 @@ def encode_video(src, dst, short_side=320, gop=16, crf=23, fastdecode=True):
                 for k in check:
                     if abs(i - k) <= 1:
                         check[k][i] = _rgb(picture)
-                picture.pts, picture.time_base = i, encoder.codec_context.time_base
+                picture.pts = i
+                picture.time_base = encoder.codec_context.time_base
                 picture.pict_type = av.video.frame.PictureType.NONE  # else the encoder keeps the original's key frames
                 out.mux(encoder.encode(picture))
             out.mux(encoder.encode())  # flush
@@ -196,7 +199,8 @@ def already_dense(path, short_side, gop):
         stream, _ = decode._first_video_stream(container)
         if short_side and min(stream.codec_context.width, stream.codec_context.height) > short_side:
             return False
-        keys, count = [], 0  # the packets' numbers of the key frames, and of packets
+        keys = []  # the numbers of the key-frame packets
+        count = 0  # packets
         for packet in decode._demux(container, stream):
             if packet.is_keyframe:
                 keys.append(count)
@@ -273,7 +277,8 @@ def prepare(root, out_root, fmt=None, short_side=320, gop=16, crf=23, fastdecode
     """Write the prepared mirror of the dataset at root to out_root (see the module docstring) and print the
     summary. Returns the list of per-video results (see prepare_one), those skipped as done included."""
     from tqdm import tqdm
-    root, out_root = Path(root).resolve(), Path(out_root).resolve()
+    root = Path(root).resolve()
+    out_root = Path(out_root).resolve()
     if not root.is_dir():
         raise SystemExit(f"prepare: the dataset root {root} is not a folder")
     if out_root == root or root in out_root.parents:
@@ -294,7 +299,8 @@ def prepare(root, out_root, fmt=None, short_side=320, gop=16, crf=23, fastdecode
     others = [f for f in files if f.suffix.lower() not in VIDEO_SUFFIXES]
     copied = sum(copy_file(root / f, out_root / f) for f in others)
     options = dict(short_side=short_side, gop=gop, crf=crf, fastdecode=fastdecode)
-    results, todo = [], []
+    results = []  # one dict per video (see prepare_one)
+    todo = []     # (src, dst, options) of the videos to prepare
     for f in videos:
         if (out_root / f).exists():
             results.append(dict(src=root / f, dst=out_root / f, outcome='skipped', psnr=None, error=None,
@@ -306,7 +312,8 @@ def prepare(root, out_root, fmt=None, short_side=320, gop=16, crf=23, fastdecode
           f"({copied} copied) from {root} to {out_root}; H.264{' (tune fastdecode)' * fastdecode} (VP9 in WebM), "
           f"a key frame every {gop} frames, crf {crf}, short side at most {short_side or 'the original'}; "
           f"{workers} processes")
-    t0, saved = time.time(), 0
+    t0 = time.time()
+    saved = 0  # bytes
     with tqdm(total=len(todo), unit='file', desc='prepare', dynamic_ncols=True) as bar:
         pool = multiprocessing.Pool(workers) if workers > 1 and len(todo) > 1 else None
         try:
@@ -331,7 +338,8 @@ def summarise(results, seconds, attempted, workers):
     for r in results:
         by.setdefault(r['outcome'], []).append(r)
     done = by.get('done', []) + by.get('copied', []) + by.get('skipped', [])
-    size_in, size_out = sum(r['size_in'] for r in done), sum(r['size_out'] for r in done)
+    size_in = sum(r['size_in'] for r in done)
+    size_out = sum(r['size_out'] for r in done)
     print(f"prepared {len(by.get('done', []))} videos in {seconds:.0f} s ({attempted / max(seconds, 1e-9):.2f} files/s "
           f"on {workers} processes), {len(by.get('copied', []))} copied as they were (key frames dense already), "
           f"{len(by.get('skipped', []))} skipped as already prepared, {len(by.get('unreadable', []))} unreadable, "
