@@ -10,6 +10,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+import torch
 
 import decode
 from conftest import REPO, read_log, run, write_config
@@ -119,6 +120,22 @@ def test_verify_finds_shifted_frames(tmp_path):
         prepare.verify(tmp_path / 'v.mp4', 25.0, 21, check)
 
 
+def test_b_frames_in_an_avi_are_caught_shifted(tmp_path, monkeypatch):
+    """Why an AVI copy has no B-frames: AVI has no presentation times, and with x264's B-frames the copy's frames
+    come out one off; the check finds it and the copy is refused."""
+    frames = synthetic.render_video('MoveLeft', np.random.default_rng(0), 64, 48, 40)
+    encode.write_video(tmp_path / 'v.avi', frames, 25, 'mpeg4', key_every=100, packed_b_frames=True)
+    encoder = prepare._encoder
+
+    def with_b_frames(*args):
+        stream = encoder(*args)
+        stream.options = {key: value for key, value in stream.options.items() if key != 'bf'}
+        return stream
+    monkeypatch.setattr(prepare, '_encoder', with_b_frames)
+    with pytest.raises(ValueError, match='shifted'):
+        prepare.encode_video(tmp_path / 'v.avi', tmp_path / 'copy.avi', gop=16, crf=10)
+
+
 def test_variable_frame_rate_is_put_on_the_grid(tmp_path):
     """A video with a missing frame (timestamps 0, 1, 2, 4, 5, ...): frame i of the copy is what decode.py reads at
     index i of the original, the frame before the gap shown twice; the copy is constant-rate."""
@@ -143,9 +160,10 @@ def test_variable_frame_rate_is_put_on_the_grid(tmp_path):
 
 
 @pytest.mark.parametrize('options', [dict(codec='mpeg4', packed_b_frames=True, audio=True), dict(codec='libx264')])
-def test_copy_shows_the_original_frame_by_frame(tmp_path, options):
+def test_copy_shows_the_original_frame_by_frame(tmp_path, options, monkeypatch):
     """Every frame of the copy (H.264 in AVI without B-frames; H.264 MP4) is nearest to the original's frame of the
-    same index: also for packed B-frames (DivX-style AVI), whose frames decode.py reorders."""
+    same index: also for packed B-frames (DivX-style AVI), whose frames decode.py reorders. Clips of the copy are
+    read by seeking to a key frame, never by the fallback that decodes from the start."""
     suffix = '.avi' if options['codec'] == 'mpeg4' else '.mp4'
     frames = synthetic.render_video('MoveLeft', np.random.default_rng(2), 64, 48, 40)
     encode.write_video(tmp_path / f'v{suffix}', frames, 25, options.pop('codec'), **options)
@@ -154,6 +172,11 @@ def test_copy_shows_the_original_frame_by_frame(tmp_path, options):
                       for name in ('v', 'copy'))
     errors = ((copy[:, None] - original[None]) ** 2).mean(axis=(2, 3, 4))  # (copy frame, original frame)
     assert [int(np.argmin(row)) for row in errors] == list(range(40))
+    monkeypatch.setattr(decode, '_shown_frames_from_start', lambda *args: pytest.fail('decoded from the start'))
+    for u in (0.1, 0.5, 0.9):
+        clip = decode.read_clips(tmp_path / f'copy{suffix}', dict(sampler='stride', num_frames=4, frame_stride=4),
+                                 torch.full((1, 4), u, dtype=torch.float64))
+        assert clip.shape == (1, 4, 3, 48, 64)
 
 
 def test_output_size():
