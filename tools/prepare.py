@@ -26,9 +26,9 @@ What is written, at the same relative path and under the same name, so that the 
   - every other file (annotations, split lists, class lists, a frames/ folder) copied as it is.
 
 Every video is checked as it is written: written to a temporary name, then read back with decode.py's own frame
-counting (frame count and frame rate equal to the original's, every frame in the file) and its first, middle and
-last frames read with decode.read_video_frames, each of which must be the frame written at that index and not a
-neighbour (see verify); then renamed to its name. A rerun skips every finished output (delete the copy to prepare
+counting (frame count and frame rate equal to the original's, every frame in the file) and five of its frames, from
+the first to the last, read with decode.read_video_frames, each of which must be the frame written at that index
+and not a neighbour where the two can be told apart (see verify); then renamed to its name. A rerun skips every finished output (delete the copy to prepare
 it again with other settings). A video that cannot be read is not written, and is listed in the summary (the
 readers then treat it as missing: Kinetics and ActivityNet skip it, the others replace it at training time, as
 they would have the unreadable original); it never stops the run. With --format, the dataset's reader reads the
@@ -57,6 +57,7 @@ import decode
 VIDEO_SUFFIXES = ('.avi', '.mp4', '.mkv', '.webm', '.mov')  # compared lower-cased
 CONTAINERS = {'.avi': 'avi', '.mp4': 'mp4', '.mkv': 'matroska', '.webm': 'webm', '.mov': 'mov'}
 PARTIAL = '.prepare-partial'  # the suffix of an output being written: renamed to its name once verified
+CHECKED = (0, 0.25, 0.5, 0.75, 1)  # where in a copy the frames checked against those written are (see verify)
 PRESET = 'veryfast'           # libx264's speed preset: a 10-s 454x256 clip in under a second of one core
 
 
@@ -138,7 +139,7 @@ def encode_video(src, dst, short_side=320, gop=16, crf=23, fastdecode=True):
         with av.open(str(src)) as source:
             stream, fps, count, origin = decode._video_stream(source)
             rate = stream.average_rate or stream.guessed_rate  # fps as an exact fraction: the copy's time base
-        check = {i: {} for i in sorted({0, count // 2, count - 1})}  # checked index: {neighbour index: RGB frame}
+        check = {i: {} for i in sorted({round(q * (count - 1)) for q in CHECKED})}  # {index: {neighbour: RGB}}
         with av.open(str(dst), 'w', format=CONTAINERS[suffix]) as out:
             encoder = None
             for i, frame in enumerate(_grid_frames(src, fps, count, origin)):
