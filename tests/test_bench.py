@@ -65,3 +65,24 @@ def test_bench_decode_checks_and_reports_every_contender(tmp_path):
         names = ['seek', 'start', 'whole']
     assert [line[0] for line in lines] == ['wall', 'cpu'] * 2  # two clip kinds
     assert all(line[1::4] == names for line in lines)
+
+
+def test_bench_loader_reports_samples_per_second(tmp_path):
+    """--loader on a small XviD AVI: a line of samples/s (wall clock and CPU) per clip kind for ours, and, with
+    torchcodec installed, for the reference pipeline with the ratio (the run asserts the two samples equal)."""
+    import numpy as np
+    from tools import encode
+    from tools import synthetic
+    frames = synthetic.render_video('MoveLeft', np.random.default_rng(0), 64, 48, 90)
+    encode.write_video(tmp_path / 'v.avi', frames, 30, 'mpeg4', key_every=12)
+    out = subprocess.run([sys.executable, '-m', 'tools.bench', '--loader', '--steps=1', '--batch=2', '--img_size=32',
+                          f'--loader_video={tmp_path / "v.avi"}'], cwd=ROOT, capture_output=True, text=True,
+                         check=True).stdout
+    lines = [line.split() for line in out.splitlines() if line.startswith('  ')]
+    assert [line[0] for line in lines] == ['wall', 'cpu'] * 2  # two clip kinds
+    try:
+        import torchcodec.decoders  # noqa: F401 (optional: needs FFmpeg's libraries)
+        assert all(line[1] == 'ours' and line[4] == 'torchcodec' and line[7] == 'ratio' for line in lines)
+    except (ImportError, OSError, RuntimeError):
+        assert all(line[1] == 'ours' and len(line) == 4 for line in lines)
+        assert 'torchcodec is not installed' in out

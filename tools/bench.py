@@ -1,5 +1,5 @@
 """
-Speed, measured side by side in one run and reported as a ratio. Three benchmarks:
+Speed, measured side by side in one run and reported as a ratio. Five benchmarks:
 
     python bench.py                                  # models: ViT-B/16 ours vs torchvision, batch 2, 224x224, CPU
     python bench.py --device=cuda --batch=64 --dtype=bfloat16
@@ -8,6 +8,8 @@ Speed, measured side by side in one run and reported as a ratio. Three benchmark
     python bench.py --backbone=mvit --mvit_preset=tiny --num_frames=8 --img_size=32 --batch=32 --steps=10
     python bench.py --objective                      # the MultiTrain objective vs plain cross-entropy, ViT-B/16
     python bench.py --decode                         # reading clips: ours vs torchcodec vs decoding everything
+    python bench.py --loader                         # a training sample: ours vs torchcodec + transforms.v2
+    python bench.py --prepare                        # prepared copies (tools/prepare.py) vs the original
 
 Models: this project's model and torchvision's of the same shape carry the same weights (ours is converted from
 torchvision's), so both the outputs and the work are the same; each step is forward + backward of the mean
@@ -29,6 +31,18 @@ seek mode, one FFmpeg thread like ours), decoding from the start to the clip's l
 video. Every file is opened anew for every clip, as a dataset does, and torch runs one thread, as in a data-loader
 worker (torchcodec would otherwise spread its copies over both cores). The frames of every clip are checked equal
 across all.
+
+Loader: samples per second of one data-loader worker (one process, torch on one thread) running the full training
+pipeline of a video sample, data.VideoDataset's decoding, random resize, crop, flip and normalisation, then
+default_collate of a batch, against a reference pipeline built from torchcodec (when installed) and
+torchvision.transforms.v2 with the same settings, which must make the same sample from the same seed; on the demo's
+video (64x48 XviD, 32x32 crops) and a Kinetics-like one as real downloads are (454x256 H.264 at 25 fps, 250 frames,
+one key frame, 224x224 crops; 8 frames over 2.67 s as IV-ViT, and 16x4 as MViT), or on --loader_video files.
+
+Prepare: for that Kinetics-like video and the UCF101-like one, the original against copies written by
+tools/prepare.py with several key-frame intervals, qualities and with or without x264's tune fastdecode, and against
+a frame folder (JPEG, quality 90, read with frames=True): file size, encoding time, PSNR against the original's
+frames, clips per second of decode.read_clips, and samples per second of the full training pipeline.
 
 In every benchmark the contenders alternate step by step, so that a machine that slows down mid-run slows all
 alike; the median step time is reported. Models and objective also print the FLOPs of a step
@@ -239,18 +253,24 @@ def panning_frame(t, xx, yy, rng):
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
-def write_kinetics_like(path, seconds=10, fps=30, width=452, height=340, seed=0):
-    """A Kinetics-like H.264 + AAC MP4 (see the module docstring)."""
+def write_kinetics_like(path, seconds=10, fps=30, width=452, height=340, seed=0, key_every=60):
+    """A Kinetics-like H.264 + AAC MP4 (see the module docstring): a key frame every key_every frames (2 s), or
+    only the first one for key_every=None, as in many real downloads (x264's scene-cut key frames off)."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)  # (H, W)
     with av.open(str(path), 'w', format='mp4') as container:
         stream = container.add_stream('libx264', rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, 'yuv420p'
-        stream.codec_context.gop_size = 2 * fps  # a key frame every 2 s
+        stream.codec_context.gop_size = key_every or round(seconds * fps) + 1
+        if key_every is None:
+            stream.options = {'sc_threshold': '0'}
         encode.write_sine(container, seconds, 440)
         for t in range(round(seconds * fps)):
             container.mux(stream.encode(av.VideoFrame.from_ndarray(panning_frame(t, xx, yy, rng), format='rgb24')))
         container.mux(stream.encode())
+
+
+KINETICS_REAL = dict(seconds=10, fps=25, width=454, height=256, key_every=None)  # as a real download checked
 
 
 def write_ucf_like(path, seconds=7, fps=Fraction(30000, 1001), width=320, height=240, seed=0):
@@ -342,12 +362,206 @@ def bench_decode(args):
 
 
 # -----------------------------------------------------------------------------
+# the full training pipeline of a video sample: decode, augment, collate
+
+
+LOADER_CLIPS = {'8 over 2.67 s': dict(sampler='window', num_frames=8, clip_seconds=2.67),
+                '16x4': dict(sampler='stride', num_frames=16, frame_stride=4)}
+DEMO = dict(img_size=32, spec=dict(sampler='window', num_frames=8, clip_seconds=2.67, flip=False))  # config.py
+
+
+def video_dataset(path, clip, img_size, frames_fps=None):
+    """A one-video training VideoDataset (data.py) with clip's settings and the project's defaults for the rest;
+    frames_fps: read the video's frame folder (decode.frame_folder, under the video's folder) instead."""
+    import config
+    import data
+    frames = dict(frames=True, frames_fps=frames_fps) if frames_fps else {}
+    spec = config.dataset_spec('bench', dict(format='ucf101', root=str(Path(path).parent), **clip, **frames))
+    cfg = types.SimpleNamespace(img_size=img_size, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
+                                num_temporal_clips=1, num_spatial_crops=1)
+    return data.VideoDataset([(str(path), 0)], ['x'], True, spec, cfg)
+
+
+def reference_sample(path, dataset, seed):
+    """The same training sample as dataset's (the same seed: the same frames, resize, crop and flip) from a reference
+    pipeline: torchcodec's decoder (its fast seek mode, one FFmpeg thread) and torchvision.transforms.v2, with the
+    sampler's index arithmetic of decode.py so that both read the same frames."""
+    from torchvision.transforms import v2
+    spec = dataset.spec
+    cfg = dataset.cfg
+    low, high = spec['short_side']
+    transform = v2.Compose([v2.RandomResize(round(low * cfg.img_size), round(high * cfg.img_size) + 1, antialias=True),
+                            v2.RandomCrop(cfg.img_size), v2.RandomHorizontalFlip(p=0.5 if spec['flip'] else 0.0),
+                            v2.ToDtype(torch.float32, scale=True), v2.Normalize(cfg.mean, cfg.std)])
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        decoder = VideoDecoder(str(path), seek_mode='approximate', num_ffmpeg_threads=1)
+        u = decode.train_positions(spec['sampler'], spec['num_frames'])
+        indices = decode.clip_indices(spec, decoder.metadata.num_frames, decoder.metadata.average_fps, u)[0]
+        clip = decoder.get_frames_at(indices.tolist()).data          # (T, 3, H, W)
+        return transform(clip).permute(1, 0, 2, 3), 0                  # (3, T, S, S)
+
+
+def time_pipelines(pipelines, steps, batch):
+    """{name: fn(seed) -> (sample, label)} run in turn, a batch of `batch` samples (seeds shared by all) and its
+    collation a step, steps + 2 times each, the first two not timed; the order rotates every step. Returns
+    ({name: median wall seconds per sample}, {name: median CPU seconds per sample})."""
+    from torch.utils.data import default_collate
+    names = list(pipelines)
+    wall = {name: [] for name in names}
+    cpu = {name: [] for name in names}
+    for i in range(steps + 2):
+        for name in names[i % len(names):] + names[:i % len(names)]:
+            t0, c0 = time.perf_counter(), time.process_time()
+            default_collate([pipelines[name](i * batch + b) for b in range(batch)])
+            if i >= 2:
+                wall[name].append((time.perf_counter() - t0) / batch)
+                cpu[name].append((time.process_time() - c0) / batch)
+    return ({name: statistics.median(t) for name, t in wall.items()},
+            {name: statistics.median(t) for name, t in cpu.items()})
+
+
+def bench_loader(args):
+    """Samples per second for one worker (one process, torch on one thread as in a DataLoader worker) of the full
+    training pipeline, data.VideoDataset's decode + augment and default_collate, against the reference pipeline
+    (torchcodec + torchvision.transforms.v2) on the same files, samples checked equal."""
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = []  # (video, clip name, clip settings, image size)
+        if args.loader_video:
+            rows += [(path, f'{path}, {name}', clip, args.img_size)
+                     for path in args.loader_video for name, clip in LOADER_CLIPS.items()]
+        else:
+            from tools import synthetic
+            demo = os.path.join(tmp, 'demo.avi')  # a video of the demo's motions dataset, as its writer writes it
+            frames = synthetic.render_video('BounceBall', np.random.default_rng(0), 64, 48, 75)
+            encode.write_video(demo, frames, 25, 'mpeg4')
+            kinetics = os.path.join(tmp, 'kinetics_like.mp4')
+            write_kinetics_like(kinetics, **KINETICS_REAL)
+            rows += [(demo, "the demo's (64x48 XviD, 8 frames over 2.67 s)", DEMO['spec'], DEMO['img_size'])]
+            rows += [(kinetics, f'Kinetics-like (454x256 H.264, one key frame), {name}', clip, 224)
+                     for name, clip in LOADER_CLIPS.items()]
+        print(f'loader: one worker (torch on one thread), the full training pipeline (decode, augment, collate) of '
+              f'batches of {args.batch}, {args.steps} batches per row, the pipelines in turn on the same samples; '
+              f'samples/s from the median time per sample (wall clock, and CPU time of the process)')
+        if VideoDecoder is None:
+            print('reference: torchcodec is not installed (pip install torchcodec; it needs FFmpeg\'s shared '
+                  'libraries, e.g. apt-get install ffmpeg): only ours is measured')
+        for path, name, clip, img_size in rows:
+            dataset = video_dataset(path, clip, img_size)
+            pipelines = {'ours': lambda seed, d=dataset: d[(0, seed)]}
+            if VideoDecoder is not None:
+                pipelines['torchcodec'] = lambda seed, p=path, d=dataset: reference_sample(p, d, seed)
+                same = torch.equal(pipelines['ours'](0)[0], pipelines['torchcodec'](0)[0])
+                assert same, f'{path}: the reference pipeline made another sample'
+            wall, cpu = time_pipelines(pipelines, args.steps, args.batch)
+            print(f'{name}, {img_size}x{img_size}:')
+            for what, medians in (('wall', wall), ('cpu ', cpu)):
+                line = '  '.join(f'{n} {1 / t:.1f} samples/s' for n, t in medians.items())
+                if 'torchcodec' in medians:
+                    line += f'  ratio ours / torchcodec {medians["torchcodec"] / medians["ours"]:.2f}x'
+                print(f'  {what}  {line}')
+
+
+# -----------------------------------------------------------------------------
+# a prepared copy (tools/prepare.py) against the original and a frame folder
+
+PREPARED = {  # the variants of tools.prepare.encode_video compared; the first is the default
+    'gop 16 fastdecode': dict(gop=16, crf=23, fastdecode=True),
+    'gop 16': dict(gop=16, crf=23, fastdecode=False),
+    'gop 8 fastdecode': dict(gop=8, crf=23, fastdecode=True),
+    'gop 32 fastdecode': dict(gop=32, crf=23, fastdecode=True),
+    'gop 16 fastdecode crf 18': dict(gop=16, crf=18, fastdecode=True),
+    'gop 16 fastdecode crf 28': dict(gop=16, crf=28, fastdecode=True),
+}
+
+
+def all_frames(path):
+    """Every frame of a video as decode.py reads it, (N, H, W, 3) uint8."""
+    with av.open(str(path)) as container:
+        count = decode._video_stream(container)[2]
+    return decode.read_video_frames(path, list(range(count))).permute(0, 2, 3, 1).numpy()
+
+
+def bench_prepare(args):
+    """For a Kinetics-like and a UCF101-like video: the original, prepared copies (PREPARED) and a frame folder
+    (JPEG, quality 90): size, encoding time, PSNR against the original's frames, clips/s with decode.read_clips
+    (all, in turn on the same clips) and samples/s of the full training pipeline (the original, the default
+    copy and the frame folder, in turn on the same samples), one process, torch on one thread."""
+    from tools import prepare
+    print(f'prepare: one process, torch on one thread; read_clips over {args.steps} clips and the training pipeline '
+          f'(224x224) over {max(1, args.steps // 8)} batches of {args.batch} per row, in turn on the same clips; '
+          f'per second from the median time (CPU time of the process; wall clock in brackets)')
+    with tempfile.TemporaryDirectory() as tmp:
+        originals = {'Kinetics-like (454x256 H.264 25 fps, 250 frames, one key frame)': Path(tmp, 'k', 'kinetics.mp4'),
+                     'UCF101-like (320x240 XviD AVI 29.97 fps, 210 frames, a key frame every 12)':
+                         Path(tmp, 'u', 'ucf101.avi')}
+        for path in originals.values():
+            path.parent.mkdir()
+        write_kinetics_like(originals[next(iter(originals))], **KINETICS_REAL)
+        write_ucf_like(originals[list(originals)[1]])
+        for video, original in originals.items():
+            decode.write_frame_folders(original.parent)  # <folder>/frames/<name>/img_00001.jpg, ...
+            folder = decode.frame_folder(original.parent, original)
+            with av.open(str(original)) as container:
+                fps = decode._video_stream(container)[1]
+            paths = {'original': original}
+            sizes = {'original': original.stat().st_size}
+            seconds = {}  # encoding time of each copy
+            for name, options in PREPARED.items():
+                paths[name] = Path(tmp, name.replace(' ', '_'), original.name)
+                paths[name].parent.mkdir(exist_ok=True)
+                c0 = time.process_time()
+                prepare.encode_video(original, paths[name], short_side=0, **options)
+                seconds[name] = time.process_time() - c0
+                sizes[name] = paths[name].stat().st_size
+            sizes['frames'] = sum(f.stat().st_size for f in folder.iterdir())
+            reference = all_frames(original)  # (N, H, W, 3)
+            quality = {name: statistics.mean(prepare.psnr(a, b) for a, b in zip(reference, all_frames(path)))
+                       for name, path in paths.items() if name != 'original'}
+            quality['frames'] = statistics.mean(prepare.psnr(a, decode.read_image(folder / decode.FRAME_NAME.format(
+                n + 1)).permute(1, 2, 0).numpy()) for n, a in enumerate(reference))
+            print(f'{video}:')
+            names = [*paths, 'frames']
+            for name in names:
+                print(f'  {name:<26} {sizes[name] / 1e3:8.0f} kB ({sizes[name] / sizes["original"]:4.0%})'
+                      + (f'  PSNR {quality[name]:5.1f} dB' if name in quality else '')
+                      + (f'  encoded in {seconds[name]:.2f} s CPU' if name in seconds else ''))
+            for clip_name, clip in LOADER_CLIPS.items():
+                readers = {name: (lambda u, p=path, c=clip: decode.read_clips(p, c, u)) for name, path in paths.items()}
+                readers['frames'] = lambda u, c=clip: decode.read_frame_clips(folder, {**c, 'frames_fps': fps}, u)
+                generator = torch.Generator().manual_seed(0)
+                clips = [torch.rand(1, 1, generator=generator, dtype=torch.float64).expand(1, clip['num_frames'])
+                         for _ in range(args.steps)]
+                steps = {name: (lambda i, r=r: (r(clips[i % len(clips)]), 0)) for name, r in readers.items()}
+                wall, cpu = time_pipelines(steps, args.steps, 1)
+                default = next(iter(PREPARED))
+                loaders = {name: (lambda seed, d=video_dataset(paths[name], clip, 224): d[(0, seed)])
+                           for name in ('original', default)}
+                loaders['frames'] = lambda seed, d=video_dataset(original, clip, 224, fps): d[(0, seed)]
+                loader_wall, loader_cpu = time_pipelines(loaders, max(1, args.steps // 8), args.batch)
+                print(f'  clip {clip_name}: read_clips clips/s, and x faster than the original')
+                for name in names:
+                    line = (f'    {name:<26} {1 / cpu[name]:7.1f} ({1 / wall[name]:7.1f})  '
+                            f'{cpu["original"] / cpu[name]:5.2f}x')
+                    if name in loaders:
+                        line += (f'   training pipeline {1 / loader_cpu[name]:6.1f} ({1 / loader_wall[name]:6.1f}) '
+                                 f'samples/s {loader_cpu["original"] / loader_cpu[name]:5.2f}x')
+                    print(line)
+
+
+# -----------------------------------------------------------------------------
 
 if __name__ == '__main__':
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--objective', action='store_true', help='the MultiTrain objective vs cross-entropy')
     parser.add_argument('--decode', action='store_true', help='clip decoding: ours vs torchcodec vs from the start')
     parser.add_argument('--decode_video', default=None, help='--decode: a video file (default: two synthetic ones)')
+    parser.add_argument('--prepare', action='store_true', help='prepared copies (tools/prepare.py) vs the original '
+                        'vs a frame folder: size, PSNR, clips/s')
+    parser.add_argument('--loader', action='store_true', help='the training pipeline of a video sample: ours vs '
+                        'torchcodec + torchvision.transforms.v2, samples/s per worker')
+    parser.add_argument('--loader_video', action='append', help='--loader: a video file (repeatable; default: the '
+                        "demo's and a Kinetics-like one)")
     parser.add_argument('--backbone', default='vit', choices=['vit', 'mvit'])
     parser.add_argument('--img_size', type=int, default=224)
     parser.add_argument('--num_frames', type=int, default=16, help='mvit: frames per clip')
@@ -364,8 +578,9 @@ if __name__ == '__main__':
     parser.add_argument('--peak_of', default=None, help=argparse.SUPPRESS)  # set by peak_in_child
     parser.add_argument('--peak_tflops', type=float, default=989.0, help='GPU peak for the MFU (bf16 dense)')
     args = parser.parse_args()
-    args.batch = args.batch or (8 if args.objective else 2)
-    args.steps = args.steps or (100 if args.decode else 3 if args.backbone == 'mvit' else 10)
+    args.batch = args.batch or (8 if args.objective or args.loader or args.prepare else 2)
+    args.steps = args.steps or (100 if args.decode or args.prepare else 20 if args.loader else
+                                3 if args.backbone == 'mvit' else 10)
     torch.manual_seed(0)
     on_gpu = args.device.startswith('cuda')
     autocast = torch.autocast('cuda', dtype=torch.bfloat16) if on_gpu and args.dtype == 'bfloat16' else nullcontext()
@@ -373,8 +588,11 @@ if __name__ == '__main__':
     if not args.peak_of:
         print(f'{args.device}, {args.dtype if on_gpu else "float32"}, torch {torch.__version__}, '
               f'torchvision {torchvision.__version__}, PyAV {av.__version__} (FFmpeg {av.ffmpeg_version_info})'
-              + (f', torchcodec {torchcodec_version()}' if args.decode else ''))
-    if args.decode:
+              + (f', torchcodec {torchcodec_version()}' if args.decode or args.loader else ''))
+    if args.loader or args.prepare:
+        torch.set_num_threads(1)  # as DataLoader does in its workers
+        bench_loader(args) if args.loader else bench_prepare(args)
+    elif args.decode:
         torch.set_num_threads(1)  # as DataLoader does in its workers, where clips are read
         bench_decode(args)
     elif args.objective:
