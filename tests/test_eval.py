@@ -57,6 +57,9 @@ class Loader:
     def __iter__(self):
         return iter(self.batches)
 
+    def __len__(self):
+        return len(self.batches)
+
 
 # -----------------------------------------------------------------------------
 # temporal reliance: evaluate_frame_orders
