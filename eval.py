@@ -384,8 +384,8 @@ def main(argv):
         for name in confusion:
             print_per_class(name, results[name]['confusion'], ckpt['classes'][name])
             image = path[:-len('.json')] + f'_confusion_{name}.png'
-            plot_confusion(results[name]['confusion'], ckpt['classes'][name], f'{name}: {ckpt_path}, views '
-                           f'{views[name]}', image)
+            title = f'{name}: {os.path.basename(ckpt_path)} (iteration {ckpt["iter_num"]}), views {views[name]}'
+            plot_confusion(results[name]['confusion'], ckpt['classes'][name], title, image)
             print(f'confusion matrix of {name}: {image}')
     if cfg.temporal_tests:
         out['frame_orders'] = evaluate_frame_orders(model, loaders, device, cfg.temporal_seed, autocast)
