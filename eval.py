@@ -242,6 +242,7 @@ def print_projection_pairs(pairs):
 
 
 # -----------------------------------------------------------------------------
+# eval.py as a command: the views of each dataset, where the results go, the per-class table, the run to load
 
 
 def views_of(spec, cfg, is_video):

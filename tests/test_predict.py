@@ -44,6 +44,7 @@ def top1(stdout, path, head):
     return line.split(': ', 1)[1].split(',')[0].rsplit(' ', 1)
 
 
+@pytest.mark.slow  # with the module's training run (~25 s of one core)
 def test_predict_names_the_classes_of_a_new_image_and_video_and_skips_a_bad_file(trained, tmp_path):
     root, out = trained
     image = tmp_path / 'blue_square.png'
