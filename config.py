@@ -20,7 +20,11 @@ import ast
 import builtins
 import copy
 import difflib
+import importlib.util
+import io
 import os
+import sys
+import tokenize
 import traceback
 import types
 from contextlib import nullcontext
@@ -30,13 +34,19 @@ import torch
 import augment
 # ---- I/O and logging
 out_dir = 'out/demo'           # checkpoints, log.jsonl, config.json and eval.json go here
-init_from = 'scratch'          # 'scratch', 'resume' (out_dir/ckpt.pt), 'torchvision:vit_b_16' or 'torchvision:mvit_v2_s'
+init_from = 'scratch'          # 'scratch', 'resume' (out_dir/ckpt.pt), 'torchvision:vit_b_16', 'torchvision:mvit_v2_s',
+                               # or an earlier run's checkpoint to fine-tune from (a path ending in .pt, see train.py)
 eval_interval = 200            # iterations between evaluations (and checkpoints)
 log_interval = 10              # iterations between log lines
 eval_max_batches = None        # cap on evaluation batches per dataset during training (None = whole split)
 keep_last = 0                  # also keep the last N evaluated checkpoints as ckpt_<iter>.pt (0: only ckpt.pt)
 save_best = False              # also keep ckpt_best.pt, the checkpoint with the best mean top-1 over datasets
-seed = 1337
+wandb_log = False              # also send log.jsonl's scalars to Weights & Biases (pip install wandb)
+wandb_project = 'nanocotrain'  # wandb_log: the W&B project
+wandb_run_name = 'run'         # wandb_log: the W&B run's name
+tensorboard = False            # also write log.jsonl's scalars as TensorBoard events in out_dir/tensorboard
+                               # (pip install tensorboard)
+seed = 1337                    # seeds the initial weights and every sample's randomness
 # ---- data: one entry per dataset, trained round-robin in this order (DATASET_DEFAULTS below: every key)
 # The demo: synthetic data written on first use. Crops keep >= 35% of an image so that the shape stays in view;
 # no flips for `motions`, whose classes MoveLeft and MoveRight a horizontal flip would swap.
@@ -48,36 +58,38 @@ datasets = {
 }
 img_size = 32                  # side of the square crop fed to the model (224 for real runs)
 mean = (0.485, 0.456, 0.406)   # input normalisation (ImageNet statistics)
-std = (0.229, 0.224, 0.225)
+std = (0.229, 0.224, 0.225)    # input normalisation: standard deviations (ImageNet statistics)
 num_workers = 1                # DataLoader worker processes per dataset
 num_temporal_clips = 1         # evaluation views: clips along time (10 in the DRL supplement); a dataset's own
 num_spatial_crops = 1          # evaluation views: crops along the long side (3 in CoVeR)   setting wins over these
 # ---- model
 backbone = 'vit'               # 'vit': frame-wise ViT with token shift (IV-ViT); 'mvit': MViTv2 (MultiTrain)
 mvit_preset = 'tiny'           # backbone='mvit': 'mvit_v2_s' (torchvision's), 'multitrain' (24 blocks), 'tiny' (CPU)
-patch_size = 8
+patch_size = 8                 # side of the square patches that become tokens (16 for ViT-B/16)
 dim = 96                       # embedding width (768 for ViT-B)
 depth = 6                      # number of blocks (12 for ViT-B)
 num_heads = 3                  # attention heads (12 for ViT-B)
-mlp_ratio = 4.0
+mlp_ratio = 4.0                # hidden width of each block's MLP, in units of dim
 shift_div = 4                  # token shift: fold = dim // shift_div channels each way; 0 turns it off
 head = 'linear'                # per-dataset head: 'linear' or 'mlp'
 head_hidden = None             # head='mlp': hidden width (None: 4 x the feature width; MultiTrain's release: 2048)
 head_dropout = 0.5             # head='mlp': dropout after the hidden GELU (the release's MODEL.DROPOUT_RATE 0.5)
 head_output_dropout = False    # head='mlp': the same dropout on the head's output too, as the release's Mlp does
-drop_path = 0.0
+drop_path = 0.0                # stochastic depth of the last block (rising linearly from 0 at the first)
+grad_checkpoint = False        # recompute each transformer block's activations in backward: less memory, ~1/3 more
+                               # compute (torch.utils.checkpoint)
 # ---- optimisation
 max_iters = 800                # one iteration = one batch of every dataset
 optimizer = 'adamw'            # 'adamw', or 'sgd' with momentum (CoVeR)
 momentum = 0.9                 # optimizer='sgd': momentum
-lr = 1e-3
-min_lr = 1e-4
-warmup_iters = 50
-weight_decay = 0.05
+lr = 1e-3                      # peak learning rate, reached at the end of the warm-up
+min_lr = 1e-4                  # lr_schedule='cosine': the learning rate at max_iters
+warmup_iters = 50              # iterations of linear warm-up from ~0 to lr
+weight_decay = 0.05            # decoupled weight decay of the weight matrices (not biases, norms, tokens)
 position_decay = False         # weight decay on position embeddings and class tokens too (MultiTrain's release:
                                # ZERO_DECAY_POS_CLS False); biases and norms never decay
-beta1 = 0.9
-beta2 = 0.999
+beta1 = 0.9                    # AdamW's first-moment decay
+beta2 = 0.999                  # AdamW's second-moment decay
 grad_clip = 1.0                # 0 disables clipping
 label_smoothing = 0.0          # cross-entropy label smoothing (0.1 in MultiTrain)
 grad_accum = 1                 # micro-batches per optimizer step (per rank): same as a batch grad_accum x larger,
@@ -116,7 +128,7 @@ eval_projected = False         # eval.py: also score each dataset with its proje
 # ---- eval.py research tools (eval.py --temporal_tests=True, probe.py)
 temporal_tests = False         # eval.py: also score each video dataset with its frames reversed, shuffled, static
 temporal_seed = 0              # eval.py: seed of the one fixed frame permutation of the shuffled test
-probe_datasets = {}            # probe.py: {name: dataset settings as in `datasets`} to probe (A -> B); {}: the run's own
+probe_datasets = {}            # probe.py: {name: settings as in `datasets`} to probe (A -> B); {}: the run's own
 probe_epochs = 30              # probe.py: passes of AdamW over the cached training features
 probe_lr = 1e-3                # probe.py: AdamW learning rate (cosine decay to 0) on standardised features
 probe_weight_decay = 1e-4      # probe.py: AdamW weight decay of the linear classifier
@@ -252,6 +264,19 @@ def _run_file(path, cfg, defaults):
         cfg[key] = _check(key, value, defaults, where, in_file=True)
 
 
+def _apply_to_dataset(key, raw, cfg, where):
+    """--datasets.NAME.KEY=value (or probe_datasets.NAME.KEY): one setting of one dataset of cfg, in place."""
+    table, _, rest = key.partition('.')
+    name, _, setting = rest.rpartition('.')  # dataset names may hold dots; settings never do
+    if table not in ('datasets', 'probe_datasets') or not name:
+        raise ConfigError(f"{where}: a dotted key must be datasets.NAME.KEY or probe_datasets.NAME.KEY")
+    if name not in cfg[table]:
+        known = ', '.join(cfg[table]) or 'none'
+        raise ConfigError(f"{where}: no dataset {name!r} in {table} (configured: {known}); add it in a config file")
+    _require_known(setting, DATASET_DEFAULTS, where)
+    cfg[table][name][setting] = _check(setting, _parse(raw, DATASET_DEFAULTS[setting]), DATASET_DEFAULTS, where)
+
+
 def _apply(arg, cfg, defaults):
     """Apply one command-line argument (a config file or --key=value) to the settings in cfg, in place."""
     if arg.startswith('--'):
@@ -259,6 +284,12 @@ def _apply(arg, cfg, defaults):
             raise ConfigError(f"command line argument {arg!r}: expected --key=value")
         key, raw = arg[2:].split('=', 1)  # only the first '=' separates: --out_dir=a=b is 'a=b'
         where = f"command line ({arg})"
+        if '.' in key:
+            _apply_to_dataset(key, raw, cfg, where)
+            return
+        if key not in defaults and key in DATASET_DEFAULTS:  # e.g. --batch_size=8: a per-dataset setting
+            examples = ' '.join(f'--datasets.{name}.{key}={raw}' for name in cfg['datasets'])
+            raise ConfigError(f"{where}: {key} is set per dataset, e.g. {examples}")
         _require_known(key, defaults, where)  # before parsing, which needs the key's default
         cfg[key] = _check(key, _parse(raw, defaults[key]), defaults, where)
     elif not arg.endswith('.py'):
@@ -295,8 +326,10 @@ def check(cfg):
     """Raise ConfigError unless every choice of cfg is an allowed value and every dataset's settings are valid."""
     for key, allowed in CHOICES.items():
         _choose(key, getattr(cfg, key), allowed)
-    if cfg.init_from not in ('scratch', 'resume') and not cfg.init_from.startswith('torchvision:'):
-        raise ConfigError(f"init_from must be 'scratch', 'resume' or 'torchvision:<model name>', got {cfg.init_from!r}")
+    if (cfg.init_from not in ('scratch', 'resume') and not cfg.init_from.startswith('torchvision:')
+            and not cfg.init_from.endswith(('.pt', '.pth'))):
+        raise ConfigError(f"init_from must be 'scratch', 'resume', 'torchvision:<model name>' or a checkpoint's path "
+                          f"(ending in .pt), got {cfg.init_from!r}")
     if cfg.grad_accum < 1:
         raise ConfigError(f'grad_accum must be >= 1, got {cfg.grad_accum}')
     if cfg.dataset_loss == 'mean' and cfg.sampling == 'mixed':
@@ -344,6 +377,112 @@ def dataset_spec(name, spec):
             raise ConfigError(f"dataset {name!r}: {e}") from None
     _choose(f"dataset {name!r}: aug_interpolation", spec['aug_interpolation'], ('nearest', 'bilinear', 'bicubic'))
     return spec
+
+
+# -----------------------------------------------------------------------------
+# the command line around the settings: --help, an entry point's own options, the optional packages asked for
+
+
+def _documented(source):
+    """[(kind, name, default source, comment)] from config.py's source, in order: kind 'section' for a
+    `# ---- title` line, 'setting' for a top-level assignment, 'dataset' for a key of DATASET_DEFAULTS. A comment
+    is the one at the end of the assignment's lines, with the indented comment-only lines below it, or the
+    comment-only lines right above it at the margin (as `datasets` has)."""
+    lines = source.splitlines()
+    comments = {}  # line number -> (column, text) of its comment
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type == tokenize.COMMENT:
+            comments[token.start[0]] = (token.start[1], token.string.lstrip('#').strip())
+
+    def alone(n):  # the comment is all there is on line n
+        return n in comments and not lines[n - 1][:comments[n][0]].strip()
+
+    def comment_of(node):
+        text = [comments[n][1] for n in range(node.lineno, node.end_lineno + 1) if n in comments][:1]
+        n = node.end_lineno + 1
+        while text and alone(n) and comments[n][0] > 0:  # indented continuation lines
+            text.append(comments[n][1])
+            n += 1
+        above, n = [], node.lineno - 1
+        while not text and alone(n) and comments[n][0] == 0 and not comments[n][1].startswith('----'):
+            above.insert(0, comments[n][1])
+            n -= 1
+        return ' '.join(text or above)
+
+    entries, body = [], ast.parse(source).body
+    sections = sorted(n for n, (col, text) in comments.items() if col == 0 and text.startswith('---- '))
+    for node in body:
+        while sections and sections[0] < node.lineno:
+            entries.append(('section', comments[sections.pop(0)][1][5:], None, None))
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
+            continue
+        name = node.targets[0].id
+        if name == 'DATASET_DEFAULTS':
+            entries += [('dataset', k.arg, ast.get_source_segment(source, k.value), comment_of(k))
+                        for k in node.value.keywords]
+        elif not name.isupper() and not name.startswith('_'):
+            entries.append(('setting', name, None, comment_of(node)))
+    return entries
+
+
+def help_text(usage, options=()):
+    """The text of --help: usage, the entry point's own options [(--name=VALUE, what it does)], then every
+    setting of config.py with its default and its comment, and the settings of one dataset."""
+    defaults = {k: v for k, v in _settings(globals()).items() if not k.isupper()}
+    with open(__file__, encoding='utf-8') as f:
+        entries = _documented(f.read())
+    out = [f'usage: {usage}', '']
+    if options:
+        out.append('options of this command:')
+        out += [f'  {flag}\n      {text}' for flag, text in options]
+        out.append('')
+    out.append('settings (config.py), overridden left to right by config files and --key=value:')
+    for kind, name, default, comment in entries:
+        if kind == 'section':
+            out.append(f'\n  ---- {name}')
+        elif kind == 'setting':
+            out.append(f'  --{name}={defaults[name]!r}' + (f'\n      {comment}' if comment else ''))
+    out.append('\nsettings of each dataset, in `datasets` (or --datasets.NAME.KEY=value on the command line):')
+    out += [f'  {name}={default}' + (f'\n      {comment}' if comment else '')
+            for kind, name, default, comment in entries if kind == 'dataset']
+    return '\n'.join(out)
+
+
+def handle_help(argv, usage, options=()):
+    """With -h or --help in argv, print help_text and exit 0."""
+    if '-h' in argv or '--help' in argv:
+        print(help_text(usage, options))
+        sys.exit(0)
+
+
+def take_options(argv, names):
+    """Split an entry point's own --name=value options (not settings, e.g. eval.py's --ckpt) from argv: returns
+    ({name: value or None}, the other arguments)."""
+    values, rest = dict.fromkeys(names), []
+    for arg in argv:
+        key, _, value = arg[2:].partition('=')
+        if arg.startswith('--') and key in values:
+            if not value:
+                raise ConfigError(f"command line argument {arg!r}: expected --{key}=VALUE")
+            values[key] = value
+        else:
+            rest.append(arg)
+    return values, rest
+
+
+# what an optional setting needs installed: {setting: (importable module, what to pip install)}
+OPTIONAL_PACKAGES = dict(wandb_log=('wandb', 'wandb'), tensorboard=('tensorboard', 'tensorboard'))
+
+
+def missing_packages(cfg):
+    """None when every optional package the settings of cfg ask for is installed, else the one line saying
+    what to pip install (checked without importing anything)."""
+    missing = [(key, package) for key, (module, package) in OPTIONAL_PACKAGES.items()
+               if getattr(cfg, key) and importlib.util.find_spec(module) is None]
+    if not missing:
+        return None
+    return (f"{', '.join(f'{key}=True' for key, _ in missing)} needs what nanoCoTrain does not install: "
+            f"pip install {' '.join(package for _, package in missing)}")
 
 
 def print_config(cfg):

@@ -235,6 +235,16 @@ class VideoDataset(_Samples):
         return self.normalise(views).permute(0, 2, 1, 3, 4), label        # (V, 3, T, S, S)
 
 
+def file_views(path, is_video, spec, cfg):
+    """The evaluation views of one file outside any dataset (predict.py), made exactly as a dataset with settings
+    spec makes its samples' in evaluation: (V, 3, S, S) for an image, (V, 3, T, S, S) for a video (spec's clip
+    sampler and num_frames). Raises UnreadableSample when the file cannot be read."""
+    kind = 'video' if is_video else 'image'
+    dataset = DATASETS[kind]([(path, 0)], [], False, {**spec, 'frames': False}, cfg)  # the file itself, decoded
+    views, _ = dataset._item(0, 0)  # evaluation views use no randomness: any sample seed
+    return views
+
+
 # -----------------------------------------------------------------------------
 # loaders (their samplers are in sampling.py)
 

@@ -25,6 +25,7 @@ import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import torch.utils.checkpoint
 
 
 def token_shift(x, num_frames, fold):
@@ -106,6 +107,16 @@ class Block(nn.Module):
         return x
 
 
+def run_block(block, checkpointed, *inputs):
+    """block(*inputs); with checkpointed (grad_checkpoint=True) and a graph being built, the block's inner
+    activations are not kept for backward but recomputed there from its inputs: the memory of one block instead
+    of all, for one more forward pass of each block. The RNG state is restored for the recomputation, so drop
+    path and dropout draw the same as in the forward pass."""
+    if checkpointed and torch.is_grad_enabled():
+        return torch.utils.checkpoint.checkpoint(block, *inputs, use_reentrant=False)
+    return block(*inputs)
+
+
 def make_head(kind, dim, num_classes, hidden=None, dropout=0.5, output_dropout=False):
     """'linear' as IV-ViT; 'mlp' as MultiTrain's heads: dim -> hidden (4 * dim by default; 2048 in the official
     code) -> num_classes with a GELU and dropout after it, and with output_dropout the same dropout on the logits
@@ -121,11 +132,13 @@ class VisionTransformer(nn.Module):
     """Frame-wise ViT: (B, 3, H, W) images or (B, 3, T, H, W) videos -> (B, D) features -> per-dataset logits."""
 
     def __init__(self, num_classes, img_size=224, patch_size=16, dim=768, depth=12, num_heads=12,
-                 mlp_ratio=4.0, shift_div=4, head='linear', drop_path=0.0, head_options=None):
+                 mlp_ratio=4.0, shift_div=4, head='linear', drop_path=0.0, head_options=None,
+                 grad_checkpoint=False):
         super().__init__()
         assert img_size % patch_size == 0, f'img_size {img_size} is not a multiple of patch_size {patch_size}'
         num_patches = (img_size // patch_size) ** 2
         self.num_features = dim                                    # width of features(), what the heads read
+        self.grad_checkpoint = grad_checkpoint                     # recompute each block in backward (run_block)
         self.patch_embed = nn.Conv2d(3, dim, kernel_size=patch_size, stride=patch_size)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, num_patches + 1, dim))
@@ -150,7 +163,7 @@ class VisionTransformer(nn.Module):
         cls = self.cls_token.expand(x.shape[0], -1, -1)             # (B*T, 1, D)
         x = torch.cat([cls, x], dim=1) + self.pos_embed             # (B*T, N+1, D), eq. 1
         for block in self.blocks:
-            x = block(x, num_frames)                                # eq. 2 / eq. 4
+            x = run_block(block, self.grad_checkpoint, x, num_frames)  # eq. 2 / eq. 4
         x = self.norm(x[:, 0])                                      # (B*T, D): LayerNorm is per token
         return x.unflatten(0, (-1, num_frames)).mean(dim=1)         # (B, D), late average fusion, eq. 5
 
@@ -378,8 +391,10 @@ class MViT(nn.Module):
     the last tokens (MultiTrain). residual_pool: MViTv2's pooled-query residual inside attention."""
 
     def __init__(self, num_classes, blocks, img_size=224, num_frames=16, rel_pos=True, cls_token=True,
-                 residual_pool=True, kernel=(3, 3, 3), head='linear', drop_path=0.0, head_options=None):
+                 residual_pool=True, kernel=(3, 3, 3), head='linear', drop_path=0.0, head_options=None,
+                 grad_checkpoint=False):
         super().__init__()
+        self.grad_checkpoint = grad_checkpoint              # recompute each block in backward (run_block)
         H, W = (img_size, img_size) if isinstance(img_size, int) else img_size
         dim = blocks[0][1]
         self.patch_embed = nn.Conv3d(3, dim, PATCH_KERNEL, stride=PATCH_STRIDE, padding=PATCH_PADDING)
@@ -435,7 +450,7 @@ class MViT(nn.Module):
                 cls = cls + self.pos_embed_cls
             x = torch.cat([cls, x], dim=1)                  # (B, 1 + T'*H'*W', D)
         for block in self.blocks:
-            x, grid = block(x, grid, self.num_cls)
+            x, grid = run_block(block, self.grad_checkpoint, x, grid, self.num_cls)
         x = self.norm(x)
         return x[:, 0] if self.num_cls else x.mean(dim=1)   # MultiTrain: no class token, mean over tokens
 
@@ -447,16 +462,17 @@ class MViT(nn.Module):
 def build_model(cfg, num_classes):
     """The backbone named by cfg.backbone with one head per dataset; num_classes: {dataset name: C}."""
     # settings that a partial namespace (tests, tools) may lack take their config.py defaults
-    head_options = dict(hidden=getattr(cfg, 'head_hidden', None), dropout=getattr(cfg, 'head_dropout', 0.5),
-                        output_dropout=getattr(cfg, 'head_output_dropout', False))
+    head_options = dict(hidden=cfg.head_hidden, dropout=cfg.head_dropout, output_dropout=cfg.head_output_dropout)
     if cfg.backbone == 'mvit':
         # the time table covers the longest clip of the config (other lengths resample it)
         frames = max((spec['num_frames'] for spec in cfg.datasets.values() if 'num_frames' in spec), default=16)
         return MViT(num_classes, img_size=cfg.img_size, num_frames=frames, head=cfg.head, drop_path=cfg.drop_path,
-                    head_options=head_options, **MVIT_PRESETS[cfg.mvit_preset])
+                    head_options=head_options, grad_checkpoint=cfg.grad_checkpoint,
+                    **MVIT_PRESETS[cfg.mvit_preset])
     return VisionTransformer(num_classes, img_size=cfg.img_size, patch_size=cfg.patch_size, dim=cfg.dim,
                              depth=cfg.depth, num_heads=cfg.num_heads, mlp_ratio=cfg.mlp_ratio,
-                             shift_div=cfg.shift_div, head=cfg.head, drop_path=cfg.drop_path, head_options=head_options)
+                             shift_div=cfg.shift_div, head=cfg.head, drop_path=cfg.drop_path,
+                             head_options=head_options, grad_checkpoint=cfg.grad_checkpoint)
 
 
 def configure_optimizer(model, lr, weight_decay, betas, device_type, kind='adamw', momentum=0.9, position_decay=False):

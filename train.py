@@ -10,7 +10,11 @@ One iteration takes one round of batches (sampling.rounds): by default one batch
 with an optimizer step after each (IV-ViT, arXiv:2308.10533, section 5.3); `sampling` and `update` switch to
 CoVeR's and MultiTrain's schemes, and losses.Objective composes the loss from the config's switches.
 Stopping and resuming: SIGTERM (what schedulers send before preemption) saves a checkpoint and exits; a run
-killed in any way continues exactly with --init_from=resume from its last checkpoint.
+killed in any way continues exactly with --init_from=resume from its last checkpoint. Fine-tuning:
+--init_from=PATH starts a new run (its own config, a fresh optimizer, schedule and iteration count) from the
+weights of an earlier run's checkpoint: the backbone, and each head whose dataset and classes match.
+Besides out_dir/log.jsonl, the same scalars go to Weights & Biases (wandb_log=True) and TensorBoard
+(tensorboard=True) when asked for.
 
 The file reads top to bottom: set-up (processes, data, model, optimizer), the helpers the loop calls, then the
 training loop, whose first screen holds the batch, the forward pass, the loss and backward().
@@ -34,15 +38,20 @@ import config
 import data
 import losses
 import sampling
-from eval import evaluate, print_results
+from eval import evaluate, print_results, safe_load
 from model import build_model, configure_optimizer
 from pretrained import load_torchvision_backbone
 
 sys.excepthook = data.excepthook  # a mistake in a dataset's files (readers.DataError): one line, no traceback
 try:
+    config.handle_help(sys.argv[1:], 'python train.py [CONFIG.py ...] [--key=value ...]')
     cfg = config.load(sys.argv[1:])  # every value checked (config.check)
 except config.ConfigError as e:
     sys.exit(f'config error: {e}')
+if missing := config.missing_packages(cfg):  # wandb_log=True or tensorboard=True without the package
+    sys.exit(missing)
+if cfg.init_from.endswith(('.pt', '.pth')) and not os.path.isfile(cfg.init_from):
+    sys.exit(f'init_from={cfg.init_from}: no such checkpoint (to fine-tune from an earlier run, give its ckpt.pt)')
 if missing := data.missing_roots_message(cfg, sys.argv[1:]):
     # before any process group or loader: one message from rank 0, and every rank stops without a traceback
     if os.environ.get('RANK', '0') == '0':
@@ -135,7 +144,7 @@ def load_checkpoint():
     """Continue from ckpt_path: weights, loss parameters, optimizer (AdamW moments, SGD momentum buffers), loss
     scale, iteration, RNG state. The learning rate and every loader's position follow from the iteration."""
     global iter_num, best_top1
-    ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+    ckpt = safe_load(ckpt_path, map_location=device)
     model.load_state_dict(ckpt['model'])
     objective.load_state_dict(ckpt['objective'])
     optimizer.load_state_dict(ckpt['optimizer'])
@@ -150,8 +159,38 @@ def load_checkpoint():
         print(f'resumed from {ckpt_path} at iteration {iter_num}')
 
 
+def fine_tune_from(path):
+    """Start from the weights of an earlier run's checkpoint at path: the backbone, and the head of every dataset
+    of this run that the checkpoint has a head for with the same classes; the other heads, the objective's
+    parameters, the optimizer, the schedule and the iteration count start fresh, and the settings are this run's."""
+    ckpt = safe_load(path, map_location=device)
+    own = model.state_dict()
+    heads = {name for name, names in ckpt['classes'].items() if names == classes.get(name)}
+    keep = {k: v for k, v in ckpt['model'].items()
+            if not k.startswith('heads.') or k.split('.')[1] in heads}
+    for key, value in keep.items():
+        if key not in own or own[key].shape != value.shape:
+            sys.exit(f'init_from={path}: its backbone does not fit this config ({key}: '
+                     f'{tuple(value.shape) if key in own else "absent here"}'
+                     f'{f" vs {tuple(own[key].shape)} here" if key in own else ""}); '
+                     f'use that run\'s backbone settings (backbone, dim, depth, patch_size, img_size, ...)')
+    missing = [k for k in own if k not in keep and not k.startswith('heads.')]
+    if missing:
+        sys.exit(f'init_from={path}: its checkpoint lacks backbone weights this config needs, e.g. {missing[0]}')
+    model.load_state_dict(keep, strict=False)
+    if master:
+        fresh = [f'{name} ({len(names)} classes' + (f'; the checkpoint\'s has {len(ckpt["classes"][name])})'
+                                                      if name in ckpt['classes'] else '; a new dataset)')
+                 for name, names in classes.items() if name not in heads]
+        print(f'fine-tuning from {path} (iteration {ckpt["iter_num"]}): loaded the backbone and the heads of '
+              f'{", ".join(sorted(heads)) or "no dataset"}; initialised the heads of {", ".join(fresh) or "none"}, '
+              f'the objective and the optimizer')
+
+
 if cfg.init_from == 'resume':
     load_checkpoint()
+elif cfg.init_from.endswith(('.pt', '.pth')):
+    fine_tune_from(cfg.init_from)
 elif cfg.init_from.startswith('torchvision:'):
     if master:  # DDP's constructor copies rank 0's weights to the other ranks: one download is enough
         load_torchvision_backbone(model, cfg.init_from.split(':', 1)[1])
@@ -184,10 +223,42 @@ def get_lr(it):
     return cfg.min_lr + 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0))) * (cfg.lr - cfg.min_lr)
 
 
+def open_sinks():
+    """On rank 0, what else the config asks log() to write to: {'wandb': a W&B run, 'tensorboard': a TensorBoard
+    SummaryWriter of out_dir/tensorboard}. config.missing_packages has checked that the packages are there."""
+    sinks = {}
+    if master and cfg.wandb_log:
+        import wandb
+        sinks['wandb'] = wandb.init(project=cfg.wandb_project, name=cfg.wandb_run_name, dir=cfg.out_dir,
+                                    config=config.to_dict(cfg))
+    if master and cfg.tensorboard:
+        from torch.utils.tensorboard import SummaryWriter
+        sinks['tensorboard'] = SummaryWriter(os.path.join(cfg.out_dir, 'tensorboard'))
+    return sinks
+
+
+sinks = open_sinks()
+
+
 def log(event):
-    """One JSON line per event in out_dir/log.jsonl (rank 0 only)."""
+    """One JSON line per event in out_dir/log.jsonl (rank 0 only), and its numbers to the sinks, each under
+    'event/key' at step iter (train/loss, train/samples_per_sec, eval/shapes/top1, ...)."""
     with open(os.path.join(cfg.out_dir, 'log.jsonl'), 'a') as f:
         f.write(json.dumps(event) + '\n')
+    scalars = {f"{event['event']}/{key}": value for key, value in event.items()
+               if isinstance(value, (int, float)) and not isinstance(value, bool) and key != 'iter'}
+    if 'wandb' in sinks:
+        sinks['wandb'].log(scalars, step=event['iter'])
+    if 'tensorboard' in sinks:
+        for key, value in scalars.items():
+            sinks['tensorboard'].add_scalar(key, value, event['iter'])
+
+
+def close_sinks():
+    if 'wandb' in sinks:
+        sinks['wandb'].finish()
+    if 'tensorboard' in sinks:
+        sinks['tensorboard'].close()
 
 
 def save_atomically(obj, path):
@@ -422,6 +493,7 @@ while True:
             pbar.write(f'SIGTERM: saved {ckpt_path} at iteration {iter_num}; continue with --init_from=resume')
         break
 pbar.close()
+close_sinks()
 
 if master and results is not None and iter_num == cfg.max_iters:
     print_results(results)

@@ -29,7 +29,8 @@ def test_cpu_step_peak_finds_a_known_allocation(mib):
 
 
 @pytest.mark.parametrize('args, first, second', [
-    (['--dim=32', '--depth=2', '--num_heads=2', '--img_size=32', '--patch_size=8'], 'ours', 'torchvision'),
+    (['--dim=32', '--depth=2', '--num_heads=2', '--img_size=32', '--patch_size=8', '--grad_checkpoint'], 'ours',
+     'torchvision'),
     pytest.param(['--objective', '--dim=32', '--depth=1', '--num_heads=2', '--img_size=32', '--patch_size=8'],
                  'multitrain', 'cross-entropy', marks=pytest.mark.slow),
 ])  # each run starts three processes (the run and one per contender's step peak), ~20 s on 2 cores; the MViT's
@@ -38,7 +39,8 @@ def test_bench_reports_time_flops_memory_and_the_ratio(args, first, second):
     out = subprocess.run([sys.executable, '-m', 'tools.bench', '--steps=1', '--batch=4', *args], cwd=ROOT,
                          capture_output=True, text=True, check=True).stdout
     lines = {line.split()[0]: line for line in out.splitlines()}
-    for name in (first, second):
+    names = (first, second, 'ours_grad_ckpt') if '--grad_checkpoint' in args else (first, second)
+    for name in names:
         assert 'ms/step' in lines[name] and 'TFLOP/s' in lines[name]
         if os.path.exists('/proc/self/clear_refs'):
             peak = float(lines[name].split('step peak memory')[1].split()[0])

@@ -273,5 +273,65 @@ def test_the_choices_are_those_the_code_implements():
 
 def test_other_values_are_checked_too():
     assert 'grad_accum must be >= 1' in error_of(['--grad_accum=0'])
-    assert "init_from must be 'scratch', 'resume' or 'torchvision:<model name>'" in error_of(['--init_from=x'])
+    assert "init_from must be 'scratch', 'resume', 'torchvision:<model name>' or a checkpoint's path" in error_of(
+        ['--init_from=x'])
     assert "dataset 'p': 'root' is required" in error_of(["--probe_datasets={'p': {'format': 'ucf101'}}"])
+
+
+# ---- one dataset's setting from the command line; --help
+
+def test_one_dataset_setting_from_the_command_line(tmp_path):
+    f = write(tmp_path, 'k.py', "datasets = {'k400': dict(format='kinetics', root='data/k400', batch_size=32),\n"
+                                "            'mit': dict(format='moments', root='data/mit')}\n")
+    cfg = config.load([f, '--datasets.k400.batch_size=8', '--datasets.k400.root=/data/k400',
+                       '--datasets.mit.short_side=[1.0, 1.2]'])
+    assert cfg.datasets['k400'] == dict(format='kinetics', root='/data/k400', batch_size=8)
+    assert cfg.datasets['mit']['short_side'] == (1.0, 1.2)  # the type of the default, as for any setting
+    assert config.load([f]).datasets['k400']['batch_size'] == 32  # nothing leaks into the next load
+    assert "no dataset 'k4' in datasets (configured: k400, mit)" in error_of([f, '--datasets.k4.batch_size=8'])
+    assert "unknown config key 'batch_sise' (did you mean batch_size" in error_of([f, '--datasets.k400.batch_sise=8'])
+    assert 'batch_size must be int' in error_of([f, '--datasets.k400.batch_size=big'])
+
+
+def test_a_per_dataset_key_at_the_top_says_it_is_set_per_dataset():
+    message = error_of(['--batch_size=8'])
+    assert 'batch_size is set per dataset, e.g. --datasets.shapes.batch_size=8 --datasets.motions.batch_size=8' \
+        in message
+
+
+def test_take_options_splits_an_entry_points_own_options():
+    options, rest = config.take_options(['a.py', '--ckpt=x/ckpt_best.pt', '--lr=1'], ['ckpt', 'confusion'])
+    assert options == {'ckpt': 'x/ckpt_best.pt', 'confusion': None} and rest == ['a.py', '--lr=1']
+    with pytest.raises(config.ConfigError, match='expected --ckpt=VALUE'):
+        config.take_options(['--ckpt='], ['ckpt'])
+
+
+@pytest.mark.parametrize('script', ['train.py', 'eval.py', 'predict.py'])
+def test_help_prints_every_setting_with_its_default_and_comment(script):
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, script, '--help'], cwd=Path(__file__).resolve().parent.parent,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stdout
+    assert text.startswith(f'usage: python {script}')
+    defaults = vars(config.load([]))
+    for key, value in defaults.items():
+        assert f'  --{key}={value!r}' in text, key
+    # the comments of config.py, continuation lines included
+    assert "  --lr_schedule='cosine'\n      'cosine': warm-up, then cosine decay to min_lr at max_iters; 'step': " \
+           "warm-up, then lr x lr_factor at each of lr_milestones" in text
+    assert '  --grad_checkpoint=False\n      recompute each transformer block' in text
+    assert '  batch_size=32\n      per rank' in text  # a dataset's settings
+    assert '---- optimisation' in text
+    if script == 'eval.py':
+        assert '--confusion=DATASET' in text and '--ckpt=PATH' in text
+    if script == 'predict.py':
+        assert '--dataset=NAME' in text
+
+
+def test_every_setting_has_a_comment():
+    with open(config.__file__, encoding='utf-8') as f:
+        entries = config._documented(f.read())
+    assert {name for kind, name, _, _ in entries if kind == 'setting'} == set(vars(config.load([])))
+    assert [name for kind, name, _, comment in entries if kind != 'section' and not comment] == []

@@ -2,6 +2,9 @@
 evaluate_frame_orders() (temporal reliance): each frame order against known answers and against a plain loop."""
 
 import json
+import os
+import subprocess
+import sys
 import types
 
 import pytest
@@ -56,6 +59,9 @@ class Loader:
 
     def __iter__(self):
         return iter(self.batches)
+
+    def __len__(self):
+        return len(self.batches)
 
 
 # -----------------------------------------------------------------------------
@@ -240,3 +246,121 @@ def test_autocast_for_runs_the_matmuls_in_the_dtype_asked(dtype, device, expecte
 def test_autocast_for_names_the_allowed_dtypes():
     with pytest.raises(config.ConfigError, match="float16, got 'fp16'"):  # checked in one place: config.check
         config.load(['--dtype=fp16'])
+
+
+# ---- eval.py for real runs: any checkpoint, views in the file name, torchrun, per-class table and confusion
+
+
+def tiny_checkpoint(tmp_path):
+    """out_dir of a random tiny video model's ckpt.pt on 2 synthetic classes (14 validation clips), and its argv."""
+    root = tmp_path / 'motions'
+    synthetic.write_synthetic_ucf101(root, classes=('MoveLeft', 'MoveRight'), groups=8, clips=1, seconds=1.0)
+    out = tmp_path / 'run'
+    out.mkdir()
+    argv = [f'--out_dir={out}', '--num_workers=0', '--device=cpu', '--img_size=16', '--patch_size=8', '--dim=16',
+            '--depth=1', '--num_heads=2',
+            f"--datasets={{'motions': {{'format': 'ucf101', 'root': '{root}', 'num_frames': 4, 'batch_size': 4}}}}"]
+    cfg = config.load(argv)
+    torch.manual_seed(0)
+    model = eval_py.build_model(cfg, {'motions': 2})
+    torch.save(dict(model=model.state_dict(), config=config.to_dict(cfg), iter_num=7,
+                    classes={'motions': ['MoveLeft', 'MoveRight']}), out / 'ckpt.pt')
+    return out
+
+
+def test_results_are_named_after_the_checkpoint_and_the_views():
+    video, image = (1, 1, True), (1, 1, False)
+    assert eval_py.results_path('out/x/ckpt.pt', {'k': video, 'i': image}) == 'out/x/eval.json'
+    assert eval_py.results_path('out/x/ckpt.pt', {'k': (10, 3, True), 'i': (1, 3, False)}) == 'out/x/eval_10x3.json'
+    assert eval_py.results_path('out/x/ckpt_best.pt', {'k': video}) == 'out/x/eval_ckpt_best.json'
+    assert eval_py.results_path('w/model.pt', {'k': (2, 1, True)}) == 'w/eval_model_2x1.json'
+    # datasets with views of their own (MultiTrain: K400 5 clips x 1 crop, MiT 2 x 3): each named
+    assert (eval_py.results_path('ckpt.pt', {'k400': (5, 1, True), 'mit': (2, 3, True), 'in': (1, 3, False)})
+            == 'eval_k400-5x1_mit-2x3_in-3.json')
+
+
+def test_views_of_a_dataset_fall_back_to_the_global_settings():
+    cfg = types.SimpleNamespace(num_temporal_clips=10, num_spatial_crops=3)
+    assert eval_py.views_of({}, cfg, True) == (10, 3) and eval_py.views_of({}, cfg, False) == (1, 3)
+    own = {'num_temporal_clips': 5, 'num_spatial_crops': 1}
+    assert eval_py.views_of(own, cfg, True) == (5, 1)
+
+
+def test_eval_any_checkpoint_writes_next_to_it_without_overwriting(tmp_path, capsys):
+    out = tiny_checkpoint(tmp_path)
+    eval_py.main([f'--out_dir={out}'])
+    default = json.loads((out / 'eval.json').read_text())
+    elsewhere = tmp_path / 'shared'
+    elsewhere.mkdir()
+    (elsewhere / 'ckpt_best.pt').write_bytes((out / 'ckpt.pt').read_bytes())
+    eval_py.main([f'--ckpt={elsewhere / "ckpt_best.pt"}', '--num_temporal_clips=2', '--num_spatial_crops=3'])
+    other = json.loads((elsewhere / 'eval_ckpt_best_2x3.json').read_text())
+    assert other['checkpoint'] == str(elsewhere / 'ckpt_best.pt') and other['views'] == {'motions': '2x3'}
+    assert other['results']['motions']['n'] == default['results']['motions']['n'] == 14
+    assert json.loads((out / 'eval.json').read_text()) == default  # untouched
+    assert f'results: {elsewhere / "eval_ckpt_best_2x3.json"}' in capsys.readouterr().out
+
+
+def test_confusion_matrix_counts_the_top1_predictions():
+    torch.manual_seed(0)
+    C, V = 7, 2
+    batches = [(torch.randn(B, V, 7, 2), torch.randint(0, C, (B,))) for B in (5, 4, 6)]
+    dataset = types.SimpleNamespace(classes=[f'c{i}' for i in range(C)])
+    result = evaluate(Lookup(), {'toy': Loader(batches, dataset)}, 'cpu', confusion=('toy',))['toy']
+    expected = [[0] * C for _ in range(C)]
+    for x, y in batches:
+        for b in range(len(y)):
+            scores = sum(torch.softmax(x[b, v].flatten()[:C], 0) for v in range(V))
+            expected[y[b].item()][scores.argmax().item()] += 1
+    assert result['confusion'] == expected
+    assert 'confusion' not in evaluate(Lookup(), {'toy': Loader(batches, dataset)}, 'cpu')['toy']
+
+
+def test_per_class_table_puts_the_worst_class_first(capsys):
+    eval_py.print_per_class('toy', [[3, 1, 0], [0, 2, 2], [0, 0, 5]], ['cat', 'dog', 'eel'])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[2].split() == ['dog', '4', '50.0%', 'eel', '(2)']
+    assert lines[3].split() == ['cat', '4', '75.0%', 'dog', '(1)']
+    assert lines[4].split() == ['eel', '5', '100.0%', '-']
+
+
+def test_confusion_without_matplotlib_says_what_to_install(tmp_path, monkeypatch):
+    out = tiny_checkpoint(tmp_path)
+    monkeypatch.setattr(eval_py.importlib.util, 'find_spec', lambda name: None)
+    with pytest.raises(SystemExit) as exit:
+        eval_py.main([f'--out_dir={out}', '--confusion=motions'])
+    assert str(exit.value.code).endswith('pip install matplotlib')
+    with pytest.raises(SystemExit, match='not a dataset of this run'):
+        eval_py.main([f'--out_dir={out}', '--confusion=k400'])
+
+
+def test_confusion_image_is_drawn(tmp_path, capsys):
+    pytest.importorskip('matplotlib')
+    out = tiny_checkpoint(tmp_path)
+    eval_py.main([f'--out_dir={out}', '--confusion=motions'])
+    printed = capsys.readouterr().out
+    assert 'motions: per-class top-1, worst first' in printed
+    image = out / 'eval_confusion_motions.png'
+    assert image.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    saved = json.loads((out / 'eval.json').read_text())['results']['motions']
+    assert sum(map(sum, saved['confusion'])) == saved['n'] == 14
+
+
+@pytest.mark.slow
+def test_eval_under_torchrun_equals_one_process(tmp_path):
+    """Two processes, each scoring its shard (7 of the 14 clips), give the counts of one process exactly."""
+    from conftest import REPO
+    out = tiny_checkpoint(tmp_path)
+    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
+    subprocess.run([sys.executable, 'eval.py', f'--out_dir={out}', '--temporal_tests=True'], cwd=REPO, check=True,
+                   env=env, capture_output=True)
+    one = json.loads((out / 'eval.json').read_text())
+    proc = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2',
+                           'eval.py', f'--out_dir={out}', '--temporal_tests=True'], cwd=REPO, env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    two = json.loads((out / 'eval.json').read_text())
+    assert (one['processes'], two['processes']) == (1, 2)
+    assert two['results'] == one['results'] and two['frame_orders'] == one['frame_orders']
+    assert two['results']['motions']['n'] == 14
+    assert proc.stdout.count('process(es)') == 1  # one report, from rank 0

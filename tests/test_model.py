@@ -138,3 +138,40 @@ def test_training_step_reduces_loss():
         opt.step()
     assert loss.item() < 0.25 * first  # 8 random clips: memorised
     assert model.heads['images'].weight.grad is None  # the other dataset's head took no part
+
+
+@pytest.mark.parametrize('backbone', ['vit', 'mvit'])
+def test_grad_checkpoint_gives_the_same_loss_and_gradients(backbone):
+    """Activation checkpointing recomputes each block in backward instead of keeping its activations: the loss
+    and every gradient are those of the plain model, also with stochastic depth on (the recomputation replays
+    the block's random draws) and for images and videos alike."""
+    from model import MVIT_PRESETS, MViT
+
+    def build(checkpointed):
+        torch.manual_seed(0)
+        if backbone == 'mvit':
+            return MViT({'images': 5, 'videos': 7}, img_size=32, num_frames=8, drop_path=0.3,
+                        grad_checkpoint=checkpointed, **MVIT_PRESETS['tiny'])
+        return VisionTransformer({'images': 5, 'videos': 7}, img_size=16, patch_size=4, dim=32, depth=3, num_heads=2,
+                                 drop_path=0.3, grad_checkpoint=checkpointed)
+
+    side = 32 if backbone == 'mvit' else 16
+    images, videos = torch.randn(4, 3, side, side), torch.randn(2, 3, 8, side, side)
+    results = []
+    for checkpointed in (False, True):
+        model = build(checkpointed).train()
+        torch.manual_seed(1)  # the same stochastic-depth draws in both models
+        saved = []  # every tensor the forward pass keeps for backward
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.numel()) or t, lambda t: t):
+            loss = model(images, 'images').logsumexp(1).mean() + model(videos, 'videos').logsumexp(1).mean()
+        loss.backward()
+        results.append((loss.detach(), {n: p.grad for n, p in model.named_parameters() if p.grad is not None},
+                        sum(saved)))
+    (plain_loss, plain, plain_kept), (checkpointed_loss, checkpointed, checkpointed_kept) = results
+    assert checkpointed_kept < plain_kept / 2  # the blocks' activations were not kept
+    assert torch.equal(plain_loss, checkpointed_loss)
+    assert plain.keys() == checkpointed.keys() and len(plain) > 10
+    for name in plain:
+        torch.testing.assert_close(checkpointed[name], plain[name], rtol=1e-5, atol=1e-7, msg=name)
+    with torch.no_grad():  # no graph, nothing to recompute: the plain forward pass
+        assert torch.equal(build(True).eval()(images, 'images'), build(False).eval()(images, 'images'))

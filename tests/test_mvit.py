@@ -192,7 +192,8 @@ def test_residual_pooling_and_drop_path_change_the_output():
 
 
 def cfg(**kw):
-    args = dict(backbone='mvit', mvit_preset='tiny', img_size=32, head='linear', drop_path=0.0,
+    """The default settings (config.py) with a tiny MViT and the overrides kw."""
+    args = dict(config.to_dict(config.load([])), backbone='mvit', mvit_preset='tiny', img_size=32,
                 datasets={'shapes': dict(format='tinyimagenet'), 'motions': dict(format='ucf101', num_frames=8)})
     args.update(kw)
     return types.SimpleNamespace(**args)

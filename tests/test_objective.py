@@ -264,8 +264,10 @@ def test_official_heads_and_weight_decay_of_positions():
     from model import build_model, configure_optimizer
     base = dict(backbone='mvit', mvit_preset='tiny', img_size=32, head='mlp', drop_path=0.0,
                 datasets={'clips': dict(format='ucf101', num_frames=4)})
-    plain = build_model(types.SimpleNamespace(**base), {'clips': 5})
-    official = build_model(types.SimpleNamespace(**base, head_hidden=48, head_output_dropout=True), {'clips': 5})
+    defaults = config.to_dict(config.load([]))  # every other setting at its default
+    plain = build_model(types.SimpleNamespace(**{**defaults, **base}), {'clips': 5})
+    official = build_model(types.SimpleNamespace(**{**defaults, **base, 'head_hidden': 48, 'head_output_dropout': True}),
+                           {'clips': 5})
     assert [type(m).__name__ for m in plain.heads['clips']] == ['Linear', 'GELU', 'Dropout', 'Linear']
     assert plain.heads['clips'][0].out_features == 4 * plain.num_features
     assert [type(m).__name__ for m in official.heads['clips']] == ['Linear', 'GELU', 'Dropout', 'Linear', 'Dropout']

@@ -6,6 +6,7 @@ Speed, measured side by side in one run and reported as a ratio. Five benchmarks
     python bench.py --backbone=vit --dim=192 --depth=6 --num_heads=3 --img_size=64 --patch_size=8 --batch=32
     python bench.py --backbone=mvit                  # MViTv2-S, batch 2, 16x224x224 videos, on the CPU
     python bench.py --backbone=mvit --mvit_preset=tiny --num_frames=8 --img_size=32 --batch=32 --steps=10
+    python bench.py --backbone=mvit --num_frames=32 --grad_checkpoint   # also ours with activation checkpointing
     python bench.py --objective                      # the MultiTrain objective vs plain cross-entropy, ViT-B/16
     python bench.py --decode                         # reading clips: ours vs torchcodec vs decoding everything
     python bench.py --loader                         # a training sample: ours vs torchcodec + transforms.v2
@@ -15,7 +16,9 @@ Models: this project's model and torchvision's of the same shape carry the same 
 torchvision's), so both the outputs and the work are the same; each step is forward + backward of the mean
 logit. For the MViT, torchvision's MViT is built from the block table of --mvit_preset with torchvision's switches
 (class token, relative positions), as from_torchvision requires: for mvit_v2_s that is torchvision's mvit_v2_s.
-Stochastic depth and dropout are off in both models, so that both do the same work.
+Stochastic depth and dropout are off in both models, so that both do the same work. With --grad_checkpoint, a
+third contender is our model with activation checkpointing of its blocks (grad_checkpoint=True): its step peak
+memory against ours without, for the compute it adds.
 
 Objective: one training step (forward + backward) of the same model on the same mixed batch, with plain
 cross-entropy per dataset against the full MultiTrain objective (every head on every sample, projections between
@@ -52,6 +55,7 @@ see step_peak), and on a GPU the MFU against the GPU's bf16 dense peak (--peak_t
 """
 
 import argparse
+import copy
 import os
 import statistics
 import subprocess
@@ -147,7 +151,7 @@ def measure(steps, flops, args, sync, reference):
             line += f'  MFU {100 * flops[name] / median / 1e12 / args.peak_tflops:5.1f}%'
         line += f'  step peak memory {peak[name]:.1f} MiB' if peak[name] is not None else ''
         print(line)
-    first, second = medians
+    first, second = list(medians)[:2]
     print(f'ratio {first} / {second}: {medians[first] / medians[second]:.3f} ({reference})')
 
 
@@ -194,6 +198,10 @@ def bench_models(args, device, autocast, sync):
         loss.backward()
 
     steps = {'ours': lambda: step(lambda: ours(x, 'bench')), 'torchvision': lambda: step(lambda: theirs(x))}
+    if args.grad_checkpoint:  # the same weights, each block recomputed in backward (model.run_block)
+        checkpointed = copy.deepcopy(ours)
+        checkpointed.grad_checkpoint = True
+        steps['ours_grad_ckpt'] = lambda: step(lambda: checkpointed(x, 'bench'))
     flops = count_flops(steps['ours'])
     if not args.peak_of:
         print(f'{args.backbone}: {what}, batch {args.batch}; {flops / 1e9:.1f} GFLOP per step')
@@ -575,6 +583,7 @@ if __name__ == '__main__':
                         '(default 10; 3 for mvit; 100 clips for --decode)')
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--dtype', default='float32', choices=['float32', 'bfloat16'], help='autocast dtype on GPU')
+    parser.add_argument('--grad_checkpoint', action='store_true', help='models: also ours with grad_checkpoint=True')
     parser.add_argument('--peak_of', default=None, help=argparse.SUPPRESS)  # set by peak_in_child
     parser.add_argument('--peak_tflops', type=float, default=989.0, help='GPU peak for the MFU (bf16 dense)')
     args = parser.parse_args()

@@ -17,6 +17,7 @@ that passes has no typo, no shape mismatch and no missing piece between its part
 """
 
 import argparse
+import glob
 import os
 import shutil
 import subprocess
@@ -138,8 +139,8 @@ def main(argv):
     run(['train.py', smoke_config, f'--max_iters={half}'], args.nproc)         # to the middle, and a checkpoint
     run(['train.py', smoke_config, '--init_from=resume'], args.nproc)          # the resume code path, to the end
     run(['eval.py', f'--out_dir={cfg.out_dir}'])                               # eval.py on the final checkpoint
-    if not os.path.isfile(os.path.join(cfg.out_dir, 'eval.json')):
-        sys.exit(f'smoke FAILED: eval.py wrote no {os.path.join(cfg.out_dir, "eval.json")}')
+    if not glob.glob(os.path.join(cfg.out_dir, 'eval*.json')):  # eval.json, or named after the set-up's views
+        sys.exit(f'smoke FAILED: eval.py wrote no results (eval*.json) in {cfg.out_dir}')
     if not args.keep:
         shutil.rmtree(folder, ignore_errors=True)
     print(f'smoke OK: trained {half} iteration(s), resumed from its checkpoint, trained to {SMOKE_ITERS}, evaluated '
