@@ -153,7 +153,8 @@ def test_rows_and_table_from_fake_runs():
     assert reversal['a_values'] == [80, 60, 100] and reversal['b_values'] == [0, 0, 0]
     assert everything['a_values'][0] == pytest.approx((4 * 90 + 200) / 6)
     text = claims.markdown(_summary([motion], [0, 1, 2], 1.0))
-    assert '| 90.0 ± 10.0% | 50.0 ± 0.0% | +40.0% [15.2, 64.8] | paired t, df 2: p = 0.0202 | holds |' in text
+    assert ('| 90.0 ± 10.0% | 50.0 ± 0.0% | +40.0% [15.2, 64.8] | paired t, df 2: p = 0.0202 | holds | '
+            f"{claims.PAPER['tokenshift']} | equal |") in text
     assert 'REDUCED RUN' in claims.markdown(_summary([motion], [0, 1], 0.2))
 
 
@@ -284,9 +285,21 @@ def test_a_finished_run_is_reused_only_when_its_key_matches(tmp_path, monkeypatc
 # ----------------------------------------------------------------------------- the committed summary
 
 
+def test_update_docs_replaces_only_the_generated_table(tmp_path):
+    summary = _summary([], [0, 1], 0.2)
+    claims.update_docs(summary, tmp_path)  # no page yet: one is made
+    page = tmp_path / 'claims.md'
+    page.write_text('intro\n\n' + page.read_text().split('\n', 2)[2] + '\nafter\n')
+    claims.update_docs(dict(summary, wall_seconds=600.0), tmp_path)
+    text = page.read_text()
+    assert text.startswith('intro\n') and text.endswith('after\n') and '10.0 min' in text
+    assert claims.generated_block(text) == claims.markdown(dict(summary, wall_seconds=600.0))
+    assert json.loads((tmp_path / 'claims.json').read_text())['wall_seconds'] == 600.0
+
+
 def test_docs_table_is_generated_from_the_committed_summary():
     summary = json.loads((claims.DOCS / 'claims.json').read_text())
-    assert (claims.DOCS / 'claims.md').read_text() == claims.markdown(summary)
+    assert claims.generated_block((claims.DOCS / 'claims.md').read_text()) == claims.markdown(summary)
     for r in summary['rows']:
         assert not r['budgets_differ'] or r['why']
         if r['result'] is not None:  # the verdict follows from the stated test
