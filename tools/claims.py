@@ -29,6 +29,7 @@ OUT/claims.json and the table to OUT/claims.md; the full run writes them to docs
 """
 
 import argparse
+import collections
 import datetime
 import hashlib
 import inspect
@@ -49,7 +50,7 @@ from tools import stats
 
 ROOT = Path(__file__).resolve().parents[1]  # the repository
 QUICK_SCALE = 0.1  # --quick: a tenth of the steps
-SEEDS = 5          # seeds of the full run (--quick: 2)
+SEEDS = 4          # seeds of a claim in the full run, unless it says (CLAIMS[...]['seeds']); --quick: 2
 ALPHA = 0.05       # the tests' two-sided level
 DATA = 'data/claims'  # the synthetic datasets, data/claims/seed<s>/<name>, shared by the full and the quick run
 DOCS = ROOT / 'docs'
@@ -449,7 +450,7 @@ CLAIMS = {
     'projection': dict(title='MultiTrain: projections find the shared classes; MultiTrain vs Vanilla and each of '
                              'the three switches between them',
                        arms=['overlap_multitrain', 'overlap_vanilla', 'overlap_no_uncertainty',
-                             'overlap_no_informative', 'overlap_no_projection']),
+                             'overlap_no_informative', 'overlap_no_projection'], seeds=5),
     'informative': dict(title="MultiTrain Table 3: 'add' without the informative loss collapses, the loss or "
                               "'separate' rescues it", arms=['many_add', 'many_add_informative', 'many_separate']),
     'realdata': dict(title='Real images: the Tiny-ImageNet subset alone vs co-trained with a video dataset',
@@ -614,10 +615,13 @@ def _fmt_diff(r):
 
 def markdown(summary):
     """The docs table of a summary (docs/claims.md), generated from it alone."""
-    seeds, scale = summary['seeds'], summary['steps_scale']
-    head = (f"Full run: {len(seeds)} seeds {seeds}" if scale == 1.0 else
-            f"REDUCED RUN ({len(seeds)} seeds {seeds}, {scale:g} x the steps): a smoke test of the pipeline, "
-            f"not a result")
+    scale = summary['steps_scale']
+    counts = collections.Counter(summary['seeds'].values())
+    common = counts.most_common(1)[0][0]
+    others = ', '.join(f'{n} for {c}' for c, n in summary['seeds'].items() if n != common)
+    seeds = f"{common} seeds" + (f' ({others})' if others else '')
+    head = (f"Full run: {seeds}" if scale == 1.0 else
+            f"REDUCED RUN ({seeds}, {scale:g} x the steps): a smoke test of the pipeline, not a result")
     v = summary['versions']
     runs = [r for a in summary['arms'].values() for r in a['runs'].values()]
     reused = sum(r['reused'] for r in runs)
@@ -750,7 +754,8 @@ def main():
                         'out/claims, with --quick out/claims/quick)')
     parser.add_argument('--only', choices=list(CLAIMS), action='append', help='run only this claim (repeatable)')
     parser.add_argument('--jobs', type=int, default=2, help='runs at once (each on one thread)')
-    parser.add_argument('--seeds', type=int, default=None, help=f'number of seeds (default {SEEDS}, --quick 2)')
+    parser.add_argument('--seeds', type=int, default=None,
+                        help=f'seeds of every claim (default {SEEDS}, and 5 for projection; --quick 2)')
     parser.add_argument('--docs', action=argparse.BooleanOptionalAction, default=None,
                         help='also write docs/claims.json and docs/claims.md (default: for the full run only)')
     parser.add_argument('--embedding_stats', metavar='RUN_DIR', help=argparse.SUPPRESS)
@@ -760,28 +765,35 @@ def main():
 
     t_start = time.time()
     out = ROOT / (args.out or ('out/claims/quick' if args.quick else 'out/claims'))
-    seeds = list(range(args.seeds or (2 if args.quick else SEEDS)))
     scale = args.steps_scale or (QUICK_SCALE if args.quick else 1.0)
     claims = args.only or list(CLAIMS)
     all_arms = arms(scale)
     if 'realdata' in claims and 'tin_alone' not in all_arms:
         print(f'realdata: skipped, no Tiny-ImageNet subset at {TINY_IMAGENET}', flush=True)
         claims = [c for c in claims if c != 'realdata']
-    full = scale == 1.0 and len(seeds) == SEEDS and set(claims) == set(CLAIMS) - (
-        set() if 'tin_alone' in all_arms else {'realdata'})
-    needed = list(dict.fromkeys(a for c in claims for a in CLAIMS[c]['arms']))
+    # the seeds of each claim, and of each arm the most that a claim using it needs
+    n_seeds = {c: args.seeds or (2 if args.quick else CLAIMS[c].get('seeds', SEEDS)) for c in claims}
+    arm_seeds = {}
+    for c in claims:
+        for name in CLAIMS[c]['arms']:
+            arm_seeds[name] = max(arm_seeds.get(name, 0), n_seeds[c])
+    full = (scale == 1.0 and args.seeds is None and not args.quick
+            and set(claims) == set(CLAIMS) - (set() if 'tin_alone' in all_arms else {'realdata'}))
     code = code_hash()
-    for name in needed:
+    for name, n in arm_seeds.items():
         (out / 'configs' / name).mkdir(parents=True, exist_ok=True)
-        for seed in seeds:
+        for seed in range(n):
             (out / 'configs' / name / f'seed{seed}.py').write_text(config_text(all_arms[name], seed))
-    print(f"claims {', '.join(claims)}: {len(needed)} arms x {len(seeds)} seeds, code {code}, configs in "
-          f"{out / 'configs'}", flush=True)
-    write_data(list(dict.fromkeys(d for n in needed for d in all_arms[n]['datasets'])), seeds, args.jobs)
+    print(f"claims {', '.join(claims)}: {len(arm_seeds)} arms, {sum(arm_seeds.values())} arm-seeds, code {code}, "
+          f"configs in {out / 'configs'}", flush=True)
+    for seed in range(max(arm_seeds.values())):
+        write_data(list(dict.fromkeys(d for n, k in arm_seeds.items() if seed < k for d in all_arms[n]['datasets'])),
+                   [seed], args.jobs)
 
     # seed by seed (the first seed of every arm comes first), the longest runs first within a seed
     cost = lambda name: budget(all_arms[name])['iterations'] * sum(budget(all_arms[name])['batch'].values())
-    tasks = [(name, seed) for seed in seeds for name in sorted(needed, key=cost, reverse=True)]
+    tasks = [(name, seed) for seed in range(max(arm_seeds.values()))
+             for name in sorted(arm_seeds, key=cost, reverse=True) if seed < arm_seeds[name]]
     counter = dict(done=0)
 
     def work(task):
@@ -794,20 +806,22 @@ def main():
 
     with ThreadPoolExecutor(args.jobs) as pool:
         finished = dict(pool.map(work, tasks))
-    R = {name: [finished[(name, s)]['metrics'] for s in seeds] for name in needed}
-    rows = [r for c in claims for r in rows_for(c, R, all_arms)]
+    rows = []
+    for c in claims:  # each claim reads its own seeds: the first n_seeds[c] of every arm
+        R = {name: [finished[(name, s)]['metrics'] for s in range(n_seeds[c])] for name in CLAIMS[c]['arms']}
+        rows += rows_for(c, R, all_arms)
     wall = time.time() - t_start
     summary = dict(date=datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
                    versions=versions(), commit=_git_commit(), code=code, quick=args.quick, steps_scale=scale,
-                   seeds=seeds, claims=claims, jobs=args.jobs, wall_seconds=round(wall, 1),
+                   seeds=n_seeds, claims=claims, jobs=args.jobs, wall_seconds=round(wall, 1),
                    cpu_seconds=round(sum(d.get('cpu_seconds') or 0 for d in finished.values()), 1), rows=rows,
                    arms={n: dict(note=all_arms[n]['note'], budget=budget(all_arms[n]),
                                  runs={str(s): dict(seconds=finished[(n, s)]['seconds'],
                                                     cpu_seconds=finished[(n, s)].get('cpu_seconds'),
                                                     reused=bool(finished[(n, s)].get('reused')),
                                                     metrics=summary_metrics(finished[(n, s)]['metrics']))
-                                       for s in seeds})
-                         for n in needed})
+                                       for s in range(k)})
+                         for n, k in arm_seeds.items()})
     text = markdown(summary)
     print('\n' + text)
     print(f'wall time {wall / 60:.1f} min; every run: {out}/runs/<arm>/seed<s>')
