@@ -115,8 +115,15 @@ def test_pair_groups_marks_the_same_object():
     ([-8.0, -9.0, -10.0], 0, 'B ahead'),
 ])
 def test_verdict_is_the_paired_t_test(diffs, sign, expected):
-    assert claims.verdict(stats.one_sample_t(diffs), sign) == expected
-    assert claims.verdict(None, sign) == 'no verdict (1 seed)'
+    assert claims.verdict(stats.one_sample_t(diffs), sign, len(diffs)) == expected
+    assert claims.verdict(None, sign, 1) == 'no verdict (1 seed)'
+    assert claims.verdict(stats.one_sample_t(diffs[:2]), sign, 2) == 'no verdict (2 seeds)'
+
+
+def test_equal_differences_up_to_rounding_are_equal():
+    diffs = [1 / 7 * 10 - 1 / 14 * 10, 10 / 14]  # the same number, computed two ways
+    assert diffs[0] != diffs[1]
+    assert stats.one_sample_t(diffs)['se'] == 0.0 and stats.one_sample_t(diffs)['p'] == 0.0
 
 
 MOTION_CLASSES = ['MoveLeft', 'MoveRight', 'Grow', 'Shrink', 'BounceBall', 'BounceBox']
@@ -303,7 +310,7 @@ def test_docs_table_is_generated_from_the_committed_summary():
     for r in summary['rows']:
         assert not r['budgets_differ'] or r['why']
         if r['result'] is not None:  # the verdict follows from the stated test
-            assert r['verdict'] == claims.verdict(r['result'], r['sign'])
+            assert r['verdict'] == claims.verdict(r['result'], r['sign'], len(r['a_values']))
     for claim, n in summary['seeds'].items():
         for name in claims.CLAIMS[claim]['arms']:
             assert {str(s) for s in range(n)} <= set(summary['arms'][name]['runs'])

@@ -39,6 +39,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import textwrap
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -52,6 +53,7 @@ ROOT = Path(__file__).resolve().parents[1]  # the repository
 QUICK_SCALE = 0.1  # --quick: a tenth of the steps
 SEEDS = 4          # seeds of a claim in the full run, unless it says (CLAIMS[...]['seeds']); --quick: 2
 ALPHA = 0.05       # the tests' two-sided level
+MIN_SEEDS = 3      # no verdict from fewer seeds (see verdict())
 DATA = 'data/claims'  # the synthetic datasets, data/claims/seed<s>/<name>, shared by the full and the quick run
 DOCS = ROOT / 'docs'
 # the real-data row's images: the Tiny-ImageNet subset the build machines share beside the repository
@@ -227,7 +229,7 @@ def run_key(a, seed, code):
     """The key of a finished run: its config, its evaluation, the embedding measurement's code and the core's."""
     parts = [config_text(a, seed), json.dumps(a['eval_args']), code]
     if a['stats']:
-        parts.append(inspect.getsource(embedding_stats))
+        parts.append(_EMBEDDING_SOURCE)
     return hashlib.sha256('\0'.join(parts).encode()).hexdigest()[:16]
 
 
@@ -350,17 +352,24 @@ def embedding_stats(run_dir):
     print(out)
 
 
+# read once, at import: inspect reads the file again on every call, which gives other lines if the file is edited
+# while a run is under way
+_EMBEDDING_SOURCE = inspect.getsource(embedding_stats)
+
+
 # -----------------------------------------------------------------------------
 # the rows: a comparison, its test and its verdict
 
 
-def verdict(test, sign=1, alpha=ALPHA):
-    """The verdict of a test (a dict with the mean difference A - B and the two-sided p): sign 1 or -1 is the
-    claimed direction ('holds' when p < alpha that way, 'opposite' when p < alpha the other way, else 'not
+def verdict(test, sign=1, n=None, alpha=ALPHA):
+    """The verdict of a test (a dict with the mean difference A - B and the two-sided p) on n seeds: sign 1 or -1
+    is the claimed direction ('holds' when p < alpha that way, 'opposite' when p < alpha the other way, else 'not
     seen'); sign 0 is no claimed direction ('A ahead' or 'B ahead' when p < alpha, else 'no difference
-    detected': not a proof that the arms are alike)."""
-    if test is None:
-        return 'no verdict (1 seed)'
+    detected': not a proof that the arms are alike). No verdict from fewer than MIN_SEEDS seeds: with 2, the
+    t-test has one degree of freedom, and two seeds whose differences are equal (likely when top-1 moves in steps
+    of one test clip) give t = infinity."""
+    if test is None or (n is not None and n < MIN_SEEDS):
+        return f'no verdict ({n} seed{"s" if n != 1 else ""})'
     separated = test['p'] < alpha
     if sign == 0:
         return ('A ahead' if test['mean'] > 0 else 'B ahead') if separated else 'no difference detected'
@@ -389,9 +398,9 @@ def row(claim, setting, metric, a, b, a_arm, b_arm, va, vb, sign=1, unit='%', pa
         result = stats.welch_t(va, vb) if test == 'welch' else stats.paired_t(va, vb)
     return dict(claim=claim, setting=setting, metric=metric, a=a, b=b, a_arm=a_arm, b_arm=b_arm, a_values=va,
                 b_values=vb, diffs=[x - y for x, y in zip(va, vb)], a_mean_std=stats.mean_std(va),
-                b_mean_std=stats.mean_std(vb), unit=unit, sign=sign,
-                test=('Welch t' if test == 'welch' else 'paired t'), result=result, verdict=verdict(result, sign),
-                paper=paper, budgets_differ=differ, budget_a=ba, budget_b=bb, why=why)
+                b_mean_std=stats.mean_std(vb), unit=unit, sign=sign, test='Welch t' if test == 'welch' else 'paired t',
+                result=result, verdict=verdict(result, sign, len(va)), paper=paper, budgets_differ=differ,
+                budget_a=ba, budget_b=bb, why=why)
 
 
 def constant_row(claim, setting, metric, a, a_arm, va, constant, result, test, sign=1, unit='%', paper=''):
@@ -399,7 +408,7 @@ def constant_row(claim, setting, metric, a, a_arm, va, constant, result, test, s
     return dict(claim=claim, setting=setting, metric=metric, a=a, b=f'chance ({constant:g})', a_arm=a_arm,
                 b_arm=None, a_values=va, b_values=None, constant=constant, diffs=[v - constant for v in va],
                 a_mean_std=stats.mean_std(va), b_mean_std=(constant, 0.0), unit=unit, sign=sign, test=test,
-                result=result, verdict=verdict(result, sign), paper=paper, budgets_differ=False, why='')
+                result=result, verdict=verdict(result, sign, len(va)), paper=paper, budgets_differ=False, why='')
 
 
 def class_mean(result, classes):
@@ -625,16 +634,17 @@ def markdown(summary):
     v = summary['versions']
     runs = [r for a in summary['arms'].values() for r in a['runs'].values()]
     reused = sum(r['reused'] for r in runs)
-    lines = [f"{head}. {summary['date']}, torch {v['torch']}, torchvision {v['torchvision']}, PyAV {v['av']}, "
+    about = (f"{head}. {summary['date']}, torch {v['torch']}, torchvision {v['torchvision']}, PyAV {v['av']}, "
              f"Python {v['python']}; code {summary['code']}; wall time {summary['wall_seconds'] / 60:.1f} min "
              f"with {summary['jobs']} runs at a time ({reused} of {len(runs)} arm-seeds reused from an earlier "
-             f"invocation); {summary['cpu_seconds'] / 60:.1f} CPU-minutes for all the arm-seeds.", '',
-             'Tests: two arms with the same seeds, a two-sided paired t-test of the per-seed differences at '
+             f"invocation); {summary['cpu_seconds'] / 60:.1f} CPU-minutes for all the arm-seeds.")
+    tests = ('Tests: two arms with the same seeds, a two-sided paired t-test of the per-seed differences at '
              'df = seeds - 1 (the t distribution computed in tools/stats.py); a value against chance, the test '
              'named in the row; p < 0.05 in the claimed direction: "holds", the other way: "opposite", else '
-             '"not seen" (or, with no claimed direction, "no difference detected"). A - B: the mean per-seed '
-             'difference and its 95% interval. Budgets: every pair of arms has equal iterations, backbone '
-             'updates and batches, unless the last column says why not.', '',
+             '"not seen" (or, with no claimed direction, "no difference detected"); no verdict from fewer than '
+             f'{MIN_SEEDS} seeds. A - B: the mean per-seed difference and its 95% interval. Budgets: every pair of '
+             'arms has equal iterations, backbone updates and batches, unless the last column says why not.')
+    lines = [textwrap.fill(about, 116), '', textwrap.fill(tests, 116), '',
              '| claim | setting | metric | A | B | A: mean ± std | B: mean ± std | A - B [95% CI] | test | verdict | '
              "paper's figure | budgets |",
              '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |']
@@ -681,10 +691,12 @@ def update_docs(summary, folder=DOCS):
 
 
 def summary_metrics(m):
-    """A run's metrics as the summary keeps them: everything, but per-class top-1 only for label sets of at most
-    20 classes (the real Tiny-ImageNet's 200 stay in the run's own files)."""
+    """A run's metrics as the summary keeps them: everything but the projection matrices (their scores are in the
+    rows), and per-class top-1 only for label sets of at most 20 classes (the real Tiny-ImageNet's 200 and the
+    matrices stay in the run's own files)."""
     small = lambda r: r if len(r['per_class']) <= 20 else dict(top1=r['top1'])
-    out = dict(m, results={d: small(r) for d, r in m['results'].items()})
+    out = {k: v for k, v in m.items() if k != 'W'}
+    out['results'] = {d: small(r) for d, r in m['results'].items()}
     if 'orders' in m:
         out['orders'] = {d: {o: small(r) for o, r in orders.items()} for d, orders in m['orders'].items()}
     return out

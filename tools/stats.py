@@ -84,6 +84,8 @@ def one_sample_t(values, constant=0.0):
     if n < 2:
         raise ValueError('a t-test needs at least 2 values')
     mean, std = mean_std([v - constant for v in values])
+    if std <= 1e-9 * max(1.0, abs(mean)):  # equal up to rounding (e.g. 1/7 - 1/14 computed two ways): equal
+        std = 0.0
     se = std / math.sqrt(n)
     t = mean / se if se > 0 else (0.0 if mean == 0 else math.copysign(math.inf, mean))
     half = t_quantile(0.975, n - 1) * se
