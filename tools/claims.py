@@ -2,7 +2,7 @@
 Each paper's central claim, tested on synthetic data we control (and one row on real images), with several seeds,
 in one table whose every verdict follows from a stated test.
 
-    python -m tools.claims              # the full run: writes docs/claims.json and docs/claims.md
+    python -m tools.claims              # the full run (4 seeds, 5 for projection): docs/claims.json and .md
     python -m tools.claims --quick      # 2 seeds and a tenth of the steps: a smoke test of the pipeline, minutes
     python -m tools.claims --only cover # some claims: tokenshift, cover, ivvit, projection, informative, realdata
 
@@ -21,9 +21,10 @@ evaluation and of the code that shapes a run (every top-level .py file and tools
 model, sampler or writer never reuses a stale run; an interrupted full run resumes where it stopped.
 
 The tests (tools/stats.py): two arms trained with the same seeds are compared by a two-sided paired t-test of the
-per-seed differences (df = seeds - 1); a value against a constant (chance) by a one-sample t-test; the projection
-pairs by an exact rank test; two models of different datasets (CoVeR's Table 2) by Welch's test. A claim "holds"
-when p < 0.05 in the claimed direction, is "opposite" when p < 0.05 the other way, and is otherwise "not seen".
+per-seed differences (df = seeds - 1); chance is a constant, not an arm: the projection pairs' AUC against 50 by
+an exact rank test; two models of different datasets (CoVeR's Table 2) by Welch's test. A claim "holds" when
+p < 0.05 in the claimed direction, is "opposite" when p < 0.05 the other way, and is otherwise "not seen"; no
+verdict from fewer than 3 seeds.
 At the end, the summary (every arm's per-seed numbers, the versions, the date, the wall time) goes to
 OUT/claims.json and the table to OUT/claims.md; the full run writes them to docs/ as well.
 """
