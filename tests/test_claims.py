@@ -240,6 +240,12 @@ def test_claims_name_their_arms():
             assert set(claim['arms']) <= set(arms)
 
 
+def test_the_real_data_row_is_skipped_without_the_images(monkeypatch, tmp_path):
+    monkeypatch.setattr(claims, 'TINY_IMAGENET', tmp_path / 'absent')
+    assert not {'tin_alone', 'tin_motions'} & set(claims.arms())
+    assert claims.rows_for('realdata', {}) == []
+
+
 def test_each_seed_draws_its_own_data(tmp_path):
     for seed in (0, 1):
         synthetic.write_synthetic_tinyimagenet(tmp_path / f's{seed}', seed=seed, num_classes=2, train_per_class=1,
