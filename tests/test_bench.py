@@ -34,7 +34,7 @@ def test_cpu_step_peak_finds_a_known_allocation(mib):
     pytest.param(['--objective', '--dim=32', '--depth=1', '--num_heads=2', '--img_size=32', '--patch_size=8'],
                  'multitrain', 'cross-entropy', marks=pytest.mark.slow),
 ])  # each run starts three processes (the run and one per contender's step peak), ~20 s on 2 cores; the MViT's
-#     path differs from the ViT's only in the model built, and is left to `python bench.py --backbone=mvit`
+#     path differs from the ViT's only in the model built, and is left to `python -m tools.bench --backbone=mvit`
 def test_bench_reports_time_flops_memory_and_the_ratio(args, first, second):
     out = subprocess.run([sys.executable, '-m', 'tools.bench', '--steps=1', '--batch=4', *args], cwd=ROOT,
                          capture_output=True, text=True, check=True).stdout

@@ -1,16 +1,16 @@
 """
 Speed, measured side by side in one run and reported as a ratio. Five benchmarks:
 
-    python bench.py                                  # models: ViT-B/16 ours vs torchvision, batch 2, 224x224, CPU
-    python bench.py --device=cuda --batch=64 --dtype=bfloat16
-    python bench.py --backbone=vit --dim=192 --depth=6 --num_heads=3 --img_size=64 --patch_size=8 --batch=32
-    python bench.py --backbone=mvit                  # MViTv2-S, batch 2, 16x224x224 videos, on the CPU
-    python bench.py --backbone=mvit --mvit_preset=tiny --num_frames=8 --img_size=32 --batch=32 --steps=10
-    python bench.py --backbone=mvit --num_frames=32 --grad_checkpoint   # also ours with activation checkpointing
-    python bench.py --objective                      # the MultiTrain objective vs plain cross-entropy, ViT-B/16
-    python bench.py --decode                         # reading clips: ours vs torchcodec vs decoding everything
-    python bench.py --loader                         # a training sample: ours vs torchcodec + transforms.v2
-    python bench.py --prepare                        # prepared copies (tools/prepare.py) vs the original
+    python -m tools.bench                                  # models: ViT-B/16 ours vs torchvision, batch 2, 224x224, CPU
+    python -m tools.bench --device=cuda --batch=64 --dtype=bfloat16
+    python -m tools.bench --backbone=vit --dim=192 --depth=6 --num_heads=3 --img_size=64 --patch_size=8 --batch=32
+    python -m tools.bench --backbone=mvit                  # MViTv2-S, batch 2, 16x224x224 videos, on the CPU
+    python -m tools.bench --backbone=mvit --mvit_preset=tiny --num_frames=8 --img_size=32 --batch=32 --steps=10
+    python -m tools.bench --backbone=mvit --num_frames=32 --grad_checkpoint   # also ours with activation checkpointing
+    python -m tools.bench --objective                      # the MultiTrain objective vs plain cross-entropy, ViT-B/16
+    python -m tools.bench --decode                         # reading clips: ours vs torchcodec vs decoding everything
+    python -m tools.bench --loader                         # a training sample: ours vs torchcodec + transforms.v2
+    python -m tools.bench --prepare                        # prepared copies (tools/prepare.py) vs the original
 
 Models: this project's model and torchvision's of the same shape carry the same weights (ours is converted from
 torchvision's), so both the outputs and the work are the same; each step is forward + backward of the mean

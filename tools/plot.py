@@ -1,9 +1,9 @@
 """
 Plot a run's log.jsonl: training loss, top-1 of every dataset and, when logged, the uncertainty weights sigma_k.
 
-    python plot.py                                  # out/demo/log.jsonl -> out/demo/log.png
-    python plot.py out/demo out/demo_noshift        # several runs in one figure, the first one's folder gets it
-    python plot.py out/x/log.jsonl --out=x.png
+    python -m tools.plot                                  # out/demo/log.jsonl -> out/demo/log.png
+    python -m tools.plot out/demo out/demo_noshift        # several runs in one figure, the first one's folder gets it
+    python -m tools.plot out/x/log.jsonl --out=x.png
 
 matplotlib is the only dependency, and nothing else in nanoCoTrain needs it, so it is not in requirements.txt:
 `pip install matplotlib` first. Reading the log (read_log, series) needs nothing and is what the tests check.

@@ -1,8 +1,8 @@
 """
 Transfer by linear probe: how good are the features of a trained backbone for a target dataset?
 
-    python probe.py                                   # the demo run (out/demo), probed on its own datasets
-    python probe.py --out_dir=out/x --probe_datasets="{'motions': {'format': 'ucf101', 'root': 'data/demo/motions'}}"
+    python -m tools.probe                                   # the demo run (out/demo), probed on its own datasets
+    python -m tools.probe --out_dir=out/x --probe_datasets="{'motions': {'format': 'ucf101', 'root': 'data/demo/motions'}}"
 
 This is the A -> B protocol of CoVeR (Zhang et al., arXiv:2112.07175, Fig. 3): train on A (the run in out_dir),
 then measure on B (probe_datasets, or the run's own datasets when it is empty). CoVeR fine-tunes the whole network on B; a
