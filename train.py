@@ -287,7 +287,7 @@ def disk_full(error):
     """Whether error, or an error it was raised while handling (torch.save reports a failed write as a RuntimeError
     raised in the OSError's wake), is a full disk or an exhausted quota."""
     while error is not None:
-        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, getattr(errno, 'EDQUOT', errno.ENOSPC)):
             return True
         error = error.__cause__ or error.__context__
     return False
