@@ -75,14 +75,24 @@ if missing := data.missing_roots_message(cfg, sys.argv[1:]) or missing_checkpoin
 # ---- processes and devices: one process per GPU under torchrun, or a single process
 
 def init_process_group(backend):
-    """dist.init_process_group, with the group's keys under a prefix of their own in each of torchrun's restarts
-    (--max-restarts). torchrun's c10d rendezvous, --standalone included, hands every round of workers the same
-    key-value store (TORCHELASTIC_USE_AGENT_STORE, torch >= 2.5), where the previous round's keys are still found:
-    a restarted worker read the gloo address of a dead one ("Connection refused") or waited forever (pytorch
-    issue 135712)."""
-    store, rank, world = next(dist.rendezvous('env://'))
-    restart = os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')
-    dist.init_process_group(backend, store=dist.PrefixStore(f'restart{restart}', store), rank=rank, world_size=world)
+    """dist.init_process_group, made safe for torchrun's restarts (--max-restarts). torchrun's c10d rendezvous,
+    --standalone included, hands every round of workers the same key-value store (TORCHELASTIC_USE_AGENT_STORE,
+    torch >= 2.5), where the previous round's keys are still found: a restarted worker read the gloo address of a
+    dead one ("Connection refused") or waited forever (pytorch issue 135712). On one node the round number
+    (TORCHELASTIC_RESTART_COUNT) is one launcher's count, the same for every rank, and the group's keys go under a
+    prefix of it. On several nodes the launchers count differently (one whose workers were healthy restarts them
+    without counting), so no prefix is shared: there a fresh store per round must come from torchrun itself."""
+    shared = os.environ.get('TORCHELASTIC_USE_AGENT_STORE') == 'True'
+    if shared and os.environ.get('LOCAL_WORLD_SIZE') == os.environ.get('WORLD_SIZE'):
+        store, rank, world = next(dist.rendezvous('env://'))
+        restart = os.environ['TORCHELASTIC_RESTART_COUNT']
+        dist.init_process_group(backend, store=dist.PrefixStore(f'restart{restart}', store), rank=rank,
+                                world_size=world)
+        return
+    if shared and int(os.environ.get('TORCHELASTIC_MAX_RESTARTS', 0)) > 0 and os.environ['RANK'] == '0':
+        print('warning: torchrun --max-restarts on several nodes can hang or fail after a restart unless every node '
+              'runs torchrun with TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 (pytorch issue 135712)', file=sys.stderr)
+    dist.init_process_group(backend)
 
 
 ddp = 'RANK' in os.environ
