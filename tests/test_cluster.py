@@ -154,9 +154,10 @@ JOB = dict(max_iters=8, eval_interval=2, log_interval=2, num_workers=1, eval_max
 
 @pytest.fixture(scope='module')
 def uninterrupted(datasets, tmp_path_factory):
+    """The job run once: its out_dir."""
     out = tmp_path_factory.mktemp('uninterrupted') / 'run'
     run(*torchrun('--standalone', 'train.py', str(write_config(out.parent / 'cfg.py', datasets, out, **JOB))))
-    return params(out)
+    return out
 
 
 def start_job(command, out):
@@ -185,7 +186,7 @@ def test_a_requeued_torchrun_job_ends_like_the_uninterrupted_one(datasets, tmp_p
     again = run(*command)
     assert f'resumed from {out / "ckpt.pt"} at iteration {first}' in again.stdout
     assert torch.load(out / 'ckpt.pt', weights_only=False)['iter_num'] == 8
-    assert_same_parameters(uninterrupted, params(out), bound=0.0)
+    assert_same_parameters(params(uninterrupted), params(out), bound=0.0)
 
 
 @pytest.mark.slow
@@ -204,7 +205,7 @@ def test_torchrun_restarts_a_lost_worker_and_ends_like_the_uninterrupted_job(dat
     output, _ = job.communicate(timeout=600)
     assert job.returncode == 0, output[-3000:]
     assert f'resumed from {out / "ckpt.pt"}' in output
-    assert_same_parameters(uninterrupted, params(out), bound=0.0)
+    assert_same_parameters(params(uninterrupted), params(out), bound=0.0)
 
 
 @pytest.mark.slow
@@ -214,12 +215,36 @@ def test_two_launchers_of_one_process_train_as_one_launcher_of_two(datasets, tmp
     cluster share a filesystem."""
     out = tmp_path / 'two'
     cfg = str(write_config(tmp_path / 'cfg.py', datasets, out, **JOB))
-    rendezvous = ['--nnodes=2', '--rdzv-backend=c10d', f'--rdzv-endpoint=127.0.0.1:{free_port()}', '--rdzv-id=nodes']
-    command = [sys.executable, *torchrun(*rendezvous, 'train.py', cfg, nproc=1)]
+    command = [sys.executable, *torchrun(*two_nodes(), 'train.py', cfg, nproc=1)]
+    outputs, codes = launch_nodes(command, command)
+    assert codes == [0, 0], '\n'.join(o[-3000:] for o in outputs)
+    assert sum('batches of 16 x 2 rank(s)' in o for o in outputs) == 1  # rank 0 prints: a world of 2
+    assert_same_parameters(params(uninterrupted), params(out), bound=0.0)
+
+
+def two_nodes():
+    """torchrun's arguments for one of two nodes meeting at a c10d rendezvous on this machine."""
+    return ['--nnodes=2', '--rdzv-backend=c10d', f'--rdzv-endpoint=127.0.0.1:{free_port()}', '--rdzv-id=nodes']
+
+
+def launch_nodes(*commands):
+    """Run the launchers together: (their outputs, their exit statuses)."""
     env = {**os.environ, 'OMP_NUM_THREADS': '1'}
     nodes = [subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              env=env) for _ in range(2)]
+                              env=env) for command in commands]
     outputs = [node.communicate(timeout=600)[0] for node in nodes]
-    assert [node.returncode for node in nodes] == [0, 0], '\n'.join(o[-3000:] for o in outputs)
-    assert sum('batches of 16 x 2 rank(s)' in o for o in outputs) == 1  # rank 0 prints: a world of 2
-    assert_same_parameters(uninterrupted, params(out), bound=0.0)
+    return outputs, [node.returncode for node in nodes]
+
+
+@pytest.mark.slow
+def test_nodes_that_see_different_out_dirs_stop_with_one_line(datasets, tmp_path, uninterrupted):
+    """Two nodes without a shared filesystem: one finds the finished checkpoint, the other an empty out_dir. Both
+    stop before the first step, and rank 0 says why (torchrun then adds its own report of the failed workers)."""
+    shutil.copytree(uninterrupted, tmp_path / 'seen')
+    cfg = str(write_config(tmp_path / 'cfg.py', datasets, tmp_path / 'seen', **JOB))
+    rendezvous = two_nodes()
+    command = [sys.executable, *torchrun(*rendezvous, 'train.py', cfg, nproc=1)]
+    outputs, codes = launch_nodes(command, [*command, f'--out_dir={tmp_path / "unseen"}'])
+    assert 0 not in codes, '\n'.join(o[-3000:] for o in outputs)
+    lines = [line for o in outputs for line in o.splitlines() if 'ranks start at different iterations (0 to 8)' in line]
+    assert len(lines) == 1 and 'shared filesystem' in lines[0], '\n'.join(o[-3000:] for o in outputs)
