@@ -34,8 +34,11 @@ import torch
 import augment
 # ---- I/O and logging
 out_dir = 'out/demo'           # checkpoints, log.jsonl, config.json and eval.json go here
-init_from = 'scratch'          # 'scratch', 'resume' (out_dir/ckpt.pt), 'torchvision:vit_b_16', 'torchvision:mvit_v2_s',
-                               # or an earlier run's checkpoint to fine-tune from (a path ending in .pt, see train.py)
+init_from = 'auto'             # where a run starts: 'auto' (from scratch), 'torchvision:vit_b_16',
+                               # 'torchvision:mvit_v2_s' or an earlier run's checkpoint to fine-tune from (a
+                               # path ending in .pt); each continues from out_dir/ckpt.pt instead when it exists
+                               # (a relaunched or requeued job goes on). 'scratch' ignores ckpt.pt (and
+                               # overwrites it); 'resume' needs it
 eval_interval = 200            # iterations between evaluations (and checkpoints)
 log_interval = 10              # iterations between log lines
 eval_max_batches = None        # cap on evaluation batches per dataset during training (None = whole split)
@@ -326,10 +329,11 @@ def check(cfg):
     """Raise ConfigError unless every choice of cfg is an allowed value and every dataset's settings are valid."""
     for key, allowed in CHOICES.items():
         _choose(key, getattr(cfg, key), allowed)
-    if (cfg.init_from not in ('scratch', 'resume') and not cfg.init_from.startswith('torchvision:')
+    if (cfg.init_from not in ('auto', 'scratch', 'resume') and not cfg.init_from.startswith('torchvision:')
             and not cfg.init_from.endswith(('.pt', '.pth'))):
-        raise ConfigError(f"init_from must be 'scratch', 'resume', 'torchvision:<model name>' or a checkpoint's path "
-                          f"(ending in .pt), got {cfg.init_from!r}")
+        raise ConfigError(f"init_from must be 'auto', 'scratch', 'resume', 'torchvision:<model name>' or a "
+                          f"checkpoint's path (ending in .pt), got {cfg.init_from!r}")
+    check_device(cfg.device)
     if cfg.grad_accum < 1:
         raise ConfigError(f'grad_accum must be >= 1, got {cfg.grad_accum}')
     if cfg.dataset_loss == 'mean' and cfg.sampling == 'mixed':
@@ -504,6 +508,18 @@ def _plain(value):
 def to_dict(cfg):
     """The settings as a plain JSON-serialisable dict (tuples become lists), for checkpoints and config.json."""
     return {k: _plain(v) for k, v in vars(cfg).items()}
+
+
+def check_device(name):
+    """Raise ConfigError when device names a GPU this machine does not have."""
+    if not name.startswith('cuda'):
+        return
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    index = int(name.split(':', 1)[1]) if ':' in name and name.split(':', 1)[1].isdigit() else 0
+    if index >= count:
+        found = f'{count} GPU(s)' if count else f'no GPU (torch {torch.__version__}, CUDA {torch.version.cuda})'
+        raise ConfigError(f"device={name!r} but torch finds {found} here: use --device=cpu, or --device=auto "
+                          f"(a GPU when there is one)")
 
 
 def resolve_device(name):

@@ -50,22 +50,33 @@ OPTIONS = [('--ckpt=PATH', 'the checkpoint to evaluate (default: out_dir/ckpt.pt
                                    '(pip install matplotlib)')]
 
 
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be loaded; the message says which file and why. damaged: the file is there but is
+    no checkpoint torch can read (cut short, overwritten)."""
+
+    def __init__(self, message, damaged=False):
+        super().__init__(message)
+        self.damaged = damaged
+
+
 def safe_load(path, map_location='cpu'):
     """The checkpoint at path, unpickled with weights_only=True: tensors and plain Python values (dicts, lists,
     str, numbers, None) only. A file that refers to anything else (a function, a class, a numpy array) would run
-    code on loading; it is refused with one line, before any of it runs, and so is a missing or damaged file."""
+    code on loading; it is refused (CheckpointError) before any of it runs, and so is a missing or damaged file."""
     if not os.path.isfile(path):
-        sys.exit(f'no checkpoint at {path}')
+        raise CheckpointError(f'no checkpoint at {path}')
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         found = re.search(r'GLOBAL ([\w.]+)', str(e))
         what = found.group(1) if found else str(e).splitlines()[0]
-        sys.exit(f'{path}: refused: besides tensors and plain values it refers to {what}, which loading would run '
-                 f'as code; nothing was run. Only checkpoints made of tensors and plain Python types are loaded: '
-                 f're-save a file you trust in that form')
+        raise CheckpointError(f'{path}: refused: besides tensors and plain values it refers to {what}, which '
+                              f'loading would run as code; nothing was run. Only checkpoints made of tensors and '
+                              f'plain Python types are loaded: re-save a file you trust in that form') from None
     except (RuntimeError, EOFError, OSError) as e:  # a truncated or overwritten file: not a zip archive torch reads
-        sys.exit(f'{path}: cannot be read as a checkpoint ({type(e).__name__}: {str(e).splitlines()[0]})')
+        reason = (str(e).splitlines() or [type(e).__name__])[0].split('. This is')[0]
+        raise CheckpointError(f'{path} is damaged and cannot be read as a checkpoint ({type(e).__name__}: {reason})',
+                              damaged=True) from None
 
 
 def is_main_process():
@@ -327,6 +338,8 @@ def load_run(argv, ckpt_path=None):
         cfg = config.load(argv, base=ckpt['config'])              # the run's config, then this command's
     except config.ConfigError as e:
         sys.exit(f'config error: {e}')
+    except CheckpointError as e:
+        sys.exit(str(e))
     return cfg, ckpt, ckpt_path
 
 

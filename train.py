@@ -10,19 +10,22 @@ One iteration takes one round of batches (sampling.rounds): by default one batch
 with an optimizer step after each (IV-ViT, arXiv:2308.10533, section 5.3); `sampling` and `update` switch to
 CoVeR's and MultiTrain's schemes, and losses.Objective composes the loss from the config's switches.
 Stopping and resuming: SIGTERM (what schedulers send before preemption) saves a checkpoint and exits; a run
-killed in any way continues exactly with --init_from=resume from its last checkpoint. Fine-tuning:
---init_from=PATH starts a new run (its own config, a fresh optimizer, schedule and iteration count) from the
-weights of an earlier run's checkpoint: the backbone, and each head whose dataset and classes match.
-Besides out_dir/log.jsonl, the same scalars go to Weights & Biases (wandb_log=True) and TensorBoard
+killed in any way continues exactly from its last checkpoint when the same command runs again (init_from='auto',
+the default, resumes from out_dir/ckpt.pt when it exists; 'scratch' starts anew, 'resume' insists on the file).
+Fine-tuning: --init_from=PATH starts a new run (its own config, a fresh optimizer, schedule and iteration
+count) from the weights of an earlier run's checkpoint: the backbone, and each head whose dataset and classes
+match. Besides out_dir/log.jsonl, the same scalars go to Weights & Biases (wandb_log=True) and TensorBoard
 (tensorboard=True) when asked for.
 
 The file reads top to bottom: set-up (processes, data, model, optimizer), the helpers the loop calls, then the
 training loop, whose first screen holds the batch, the forward pass, the loss and backward().
 """
 
+import errno
 import json
 import math
 import os
+import shutil
 import signal
 import sys
 import time
@@ -38,7 +41,7 @@ import config
 import data
 import losses
 import sampling
-from eval import evaluate, print_results, safe_load
+from eval import CheckpointError, evaluate, print_results, safe_load
 from model import build_model, configure_optimizer
 from pretrained import load_torchvision_backbone
 
@@ -52,20 +55,63 @@ if missing := config.missing_packages(cfg):  # wandb_log=True or tensorboard=Tru
     sys.exit(missing)
 if cfg.init_from.endswith(('.pt', '.pth')) and not os.path.isfile(cfg.init_from):
     sys.exit(f'init_from={cfg.init_from}: no such checkpoint (to fine-tune from an earlier run, give its ckpt.pt)')
-if missing := data.missing_roots_message(cfg, sys.argv[1:]):
+ckpt_path = os.path.join(cfg.out_dir, 'ckpt.pt')
+
+
+def other_checkpoints():
+    """The checkpoints of out_dir other than ckpt.pt, newest first: ckpt_<iter>.pt (keep_last), then ckpt_best.pt."""
+    names = os.listdir(cfg.out_dir) if os.path.isdir(cfg.out_dir) else []
+    kept = sorted((n for n in names if n.startswith('ckpt_0') and n.endswith('.pt')), reverse=True)
+    return [os.path.join(cfg.out_dir, n) for n in kept + ['ckpt_best.pt'] * ('ckpt_best.pt' in names)]
+
+
+def missing_checkpoint_message():
+    """What is wrong when init_from='resume' finds no ckpt.pt to resume from, or None."""
+    if cfg.init_from != 'resume' or os.path.exists(ckpt_path):
+        return None
+    others = other_checkpoints()
+    use = f'; to continue from {others[0]}, copy it to {ckpt_path}' if others else ''
+    return (f"init_from='resume': there is no checkpoint at {ckpt_path}{use}; to start a run, use "
+            f"--init_from=scratch, or --init_from=auto (resumes when the file exists), or point --out_dir at the "
+            f"run to continue")
+
+
+if missing := data.missing_roots_message(cfg, sys.argv[1:]) or missing_checkpoint_message():
     # before any process group or loader: one message from rank 0, and every rank stops without a traceback
     if os.environ.get('RANK', '0') == '0':
         print(missing, file=sys.stderr)
     sys.exit(1)
 
 # ---- processes and devices: one process per GPU under torchrun, or a single process
+
+def init_process_group(backend):
+    """dist.init_process_group, made safe for torchrun's restarts (--max-restarts). torchrun's c10d rendezvous,
+    --standalone included, hands every round of workers the same key-value store (TORCHELASTIC_USE_AGENT_STORE,
+    torch >= 2.5), where the previous round's keys are still found: a restarted worker read the gloo address of a
+    dead one ("Connection refused") or waited forever (pytorch issue 135712). On one node the round number
+    (TORCHELASTIC_RESTART_COUNT) is one launcher's count, the same for every rank, and the group's keys go under a
+    prefix of it. On several nodes the launchers count differently (one whose workers were healthy restarts them
+    without counting), so no prefix is shared: there a fresh store per round must come from torchrun itself."""
+    shared = os.environ.get('TORCHELASTIC_USE_AGENT_STORE') == 'True'
+    if shared and os.environ.get('LOCAL_WORLD_SIZE') == os.environ.get('WORLD_SIZE'):
+        store, rank, world = next(dist.rendezvous('env://'))
+        restart = os.environ['TORCHELASTIC_RESTART_COUNT']
+        dist.init_process_group(backend, store=dist.PrefixStore(f'restart{restart}', store), rank=rank,
+                                world_size=world)
+        return
+    if shared and int(os.environ.get('TORCHELASTIC_MAX_RESTARTS', 0)) > 0 and os.environ['RANK'] == '0':
+        print('warning: torchrun --max-restarts on several nodes can hang or fail after a restart unless every node '
+              'runs torchrun with TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 (pytorch issue 135712)', file=sys.stderr)
+    dist.init_process_group(backend)
+
+
 ddp = 'RANK' in os.environ
 if ddp:
     # imported before the process group exists, so that its default arguments do not hold that group (see
     # leave_process_groups)
     import torch.distributed.nn  # noqa: F401
     on_gpu = torch.cuda.is_available() and cfg.device != 'cpu'
-    dist.init_process_group('nccl' if on_gpu else 'gloo')
+    init_process_group('nccl' if on_gpu else 'gloo')
     rank, world = dist.get_rank(), dist.get_world_size()
     device = f"cuda:{os.environ['LOCAL_RANK']}" if on_gpu else 'cpu'
     if on_gpu:
@@ -88,8 +134,6 @@ scaler = torch.amp.GradScaler(device_type, enabled=getattr(autocast, 'fast_dtype
 if master:
     os.makedirs(cfg.out_dir, exist_ok=True)
     config.print_config(cfg)
-    with open(os.path.join(cfg.out_dir, 'config.json'), 'w') as f:
-        json.dump(config.to_dict(cfg), f, indent=2)
 
 # ---- data: training loaders (one per dataset, or one per group of datasets with sampling='mixed') and one
 # evaluation loader per dataset, each rank with its own shard
@@ -137,17 +181,57 @@ optimizer = configure_optimizer(step, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.
                                 cfg.momentum, cfg.position_decay)
 iter_num = 0
 best_top1 = -1.0
-ckpt_path = os.path.join(cfg.out_dir, 'ckpt.pt')
+
+
+def leave_process_groups():
+    """End the process groups while Python is still fully alive. Dropping train.py's own references to them (the
+    DDP wrapper, the control group) is what joins gloo's worker threads; a worker still running when the
+    interpreter shuts down makes the process abort at exit."""
+    global step, control
+    if isinstance(step, DDP):
+        step = step.module
+    control = None
+    dist.destroy_process_group()
+
+
+def stop(message):
+    """End the run on a problem the user must fix: one line from rank 0, no traceback, exit status 1 on every rank."""
+    if master:
+        tqdm.write(message, file=sys.stderr)  # on a line of its own, under the progress bar if there is one
+    if ddp:
+        leave_process_groups()
+    sys.exit(1)
+
+
+def read_checkpoint(path, earlier=True):
+    """The checkpoint at path, loaded safely (eval.safe_load: tensors and plain values only), or stop with one line:
+    a refused, missing or damaged file (cut short by a full disk, a copy that did not finish, a bad block). For a
+    damaged ckpt.pt of this run (earlier=True) the line names the run's earlier checkpoints that can take its place."""
+    try:
+        return safe_load(path, map_location=device)
+    except CheckpointError as e:
+        if not (e.damaged and earlier):
+            stop(str(e))
+        others = other_checkpoints()
+        instead = (f'earlier checkpoints of this run: {", ".join(others)}; copy one to {path} to resume from it'
+                   if others else 'this run kept no earlier checkpoint (keep_last, save_best)')
+        stop(f'{e}; {instead}, or start anew with --init_from=scratch')
 
 
 def load_checkpoint():
     """Continue from ckpt_path: weights, loss parameters, optimizer (AdamW moments, SGD momentum buffers), loss
     scale, iteration, RNG state. The learning rate and every loader's position follow from the iteration."""
     global iter_num, best_top1
-    ckpt = safe_load(ckpt_path, map_location=device)
-    model.load_state_dict(ckpt['model'])
-    objective.load_state_dict(ckpt['objective'])
-    optimizer.load_state_dict(ckpt['optimizer'])
+    ckpt = read_checkpoint(ckpt_path)
+    try:
+        model.load_state_dict(ckpt['model'])
+        objective.load_state_dict(ckpt['objective'])
+        optimizer.load_state_dict(ckpt['optimizer'])
+    except (RuntimeError, ValueError) as e:  # another backbone size, dataset, objective or optimizer
+        first = next((line.strip() for line in str(e).splitlines() if not line.endswith(':')), type(e).__name__)
+        stop(f'{ckpt_path} was trained with other settings than these ({first[:200]}): continue it with '
+             f'its own settings ({os.path.join(cfg.out_dir, "config.json")}), or start anew with '
+             f'--init_from=scratch or another --out_dir')
     if ckpt.get('scaler'):  # empty when saved without float16
         scaler.load_state_dict(ckpt['scaler'])
     iter_num = ckpt['iter_num']
@@ -155,28 +239,34 @@ def load_checkpoint():
     torch.set_rng_state(ckpt['rng'].cpu())  # dropout and stochastic depth continue as if never stopped
     if device_type == 'cuda':
         torch.cuda.set_rng_state(ckpt['cuda_rng'].cpu())
+    if iter_num > cfg.max_iters:
+        stop(f'{ckpt_path} is at iteration {iter_num}, past max_iters={cfg.max_iters}: train it longer with '
+             f'--max_iters={iter_num} or more, or start anew with --init_from=scratch or another --out_dir')
     if master:
-        print(f'resumed from {ckpt_path} at iteration {iter_num}')
+        done = f' = max_iters: the run is complete, evaluating it again' if iter_num == cfg.max_iters else ''
+        pretrained = cfg.init_from.startswith('torchvision:')
+        start = f' (the run\'s start, {cfg.init_from}, is not loaded again)' if pretrained else ''
+        print(f'resumed from {ckpt_path} at iteration {iter_num}{done}{start}')
 
 
 def fine_tune_from(path):
     """Start from the weights of an earlier run's checkpoint at path: the backbone, and the head of every dataset
     of this run that the checkpoint has a head for with the same classes; the other heads, the objective's
     parameters, the optimizer, the schedule and the iteration count start fresh, and the settings are this run's."""
-    ckpt = safe_load(path, map_location=device)
+    ckpt = read_checkpoint(path, earlier=False)
     own = model.state_dict()
     heads = {name for name, names in ckpt['classes'].items() if names == classes.get(name)}
     keep = {k: v for k, v in ckpt['model'].items()
             if not k.startswith('heads.') or k.split('.')[1] in heads}
     for key, value in keep.items():
         if key not in own or own[key].shape != value.shape:
-            sys.exit(f'init_from={path}: its backbone does not fit this config ({key}: '
+            stop(f'init_from={path}: its backbone does not fit this config ({key}: '
                      f'{tuple(value.shape) if key in own else "absent here"}'
                      f'{f" vs {tuple(own[key].shape)} here" if key in own else ""}); '
                      f'use that run\'s backbone settings (backbone, dim, depth, patch_size, img_size, ...)')
     missing = [k for k in own if k not in keep and not k.startswith('heads.')]
     if missing:
-        sys.exit(f'init_from={path}: its checkpoint lacks backbone weights this config needs, e.g. {missing[0]}')
+        stop(f'init_from={path}: its checkpoint lacks backbone weights this config needs, e.g. {missing[0]}')
     model.load_state_dict(keep, strict=False)
     if master:
         fresh = [f'{name} ({len(names)} classes' + (f'; the checkpoint\'s has {len(ckpt["classes"][name])})'
@@ -187,14 +277,35 @@ def fine_tune_from(path):
               f'the objective and the optimizer')
 
 
-if cfg.init_from == 'resume':
+def agree_on_the_start():
+    """Stop unless every rank starts at the same iteration: ranks of several nodes that do not share out_dir see
+    different checkpoints (or none), and their collectives would never match."""
+    starts = torch.tensor([iter_num, -iter_num])
+    dist.all_reduce(starts, op=dist.ReduceOp.MAX, group=control)
+    if starts[0] != -starts[1]:
+        stop(f'the ranks start at different iterations ({-starts[1].item()} to {starts[0].item()}): every node must '
+             f'see the same out_dir ({cfg.out_dir}), on a shared filesystem, to save and resume checkpoints')
+
+
+# A run whose out_dir holds ckpt.pt continues from it, whatever its start was (a relaunched or requeued command
+# goes on), unless init_from='scratch' asks to start over; 'resume' insists on the file.
+if cfg.init_from != 'scratch' and (cfg.init_from == 'resume' or os.path.exists(ckpt_path)):
     load_checkpoint()
 elif cfg.init_from.endswith(('.pt', '.pth')):
     fine_tune_from(cfg.init_from)
 elif cfg.init_from.startswith('torchvision:'):
     if master:  # DDP's constructor copies rank 0's weights to the other ranks: one download is enough
         load_torchvision_backbone(model, cfg.init_from.split(':', 1)[1])
-        print(f'backbone initialised from {cfg.init_from}; heads from scratch')
+        print(f'no checkpoint in {cfg.out_dir}: backbone initialised from {cfg.init_from}; heads from scratch')
+elif master:
+    over = f'; {ckpt_path} will be overwritten' if os.path.exists(ckpt_path) else ''
+    print(f"no checkpoint in {cfg.out_dir}: starting from scratch" if cfg.init_from == 'auto'
+          else f"init_from='scratch': starting from scratch{over}")
+if ddp:
+    agree_on_the_start()
+if master:  # once the start is settled: a run that stops above leaves the config of the checkpoint's run in place
+    with open(os.path.join(cfg.out_dir, 'config.json'), 'w') as f:
+        json.dump(config.to_dict(cfg), f, indent=2)
 if master:
     print(f'model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, '
           f'objective: {sum(p.numel() for p in objective.parameters()) / 1e6:.2f} M')
@@ -261,17 +372,51 @@ def close_sinks():
         sinks['tensorboard'].close()
 
 
+def disk_full(error):
+    """Whether error, or an error it was raised while handling (torch.save reports a failed write as a RuntimeError
+    raised in the OSError's wake), is a full disk or an exhausted quota."""
+    while error is not None:
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, getattr(errno, 'EDQUOT', errno.ENOSPC)):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def tensor_bytes(obj):
+    """The bytes of every tensor in a nest of dicts, lists and tuples: about what its checkpoint file takes."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(tensor_bytes(v) for v in obj)
+    return 0
+
+
 def save_atomically(obj, path):
-    """Write to path.tmp, flush it to disk, then rename: a kill leaves either the old file or the new one."""
-    with open(path + '.tmp', 'wb') as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
+    """Write to path.tmp, flush it to disk, then rename: a kill leaves either the old file or the new one. On a full
+    disk, remove path.tmp, leave path as it was, and return one line saying what the file needs; else None."""
+    try:
+        with open(path + '.tmp', 'wb') as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+    except (OSError, RuntimeError) as e:
+        if not disk_full(e):
+            raise
+        os.remove(path + '.tmp')
+        folder = os.path.dirname(os.path.abspath(path))
+        kept = f'{path} is untouched' if os.path.exists(path) else 'no checkpoint was saved'
+        return (f'cannot write {path}: the disk of {folder} is full ({shutil.disk_usage(folder).free / 1e6:.1f} MB '
+                f'free, a checkpoint needs about {tensor_bytes(obj) / 1e6:.1f} MB); {kept}. Free space there, or '
+                f'move the run to a larger disk and set --out_dir to it, then run the same command to resume')
     os.replace(path + '.tmp', path)
+    return None
 
 
 def save_checkpoint(results):
-    """ckpt.pt (what init_from='resume' reads), and the copies keep_last and save_best ask for."""
+    """ckpt.pt (what init_from='resume' and 'auto' read), and the copies keep_last and save_best ask for. Returns
+    None, or the message of a write that failed on a full disk."""
     global best_top1
     ckpt = dict(model=model.state_dict(), objective=objective.state_dict(), optimizer=optimizer.state_dict(),
                 scaler=scaler.state_dict(), iter_num=iter_num, best_top1=best_top1, rng=torch.get_rng_state(),
@@ -281,23 +426,24 @@ def save_checkpoint(results):
         top1 = sum(r['top1'] for r in results.values()) / len(results)
         if cfg.save_best and top1 > best_top1:
             best_top1 = ckpt['best_top1'] = top1
-            save_atomically(ckpt, os.path.join(cfg.out_dir, 'ckpt_best.pt'))
-    save_atomically(ckpt, ckpt_path)
+            if problem := save_atomically(ckpt, os.path.join(cfg.out_dir, 'ckpt_best.pt')):
+                return problem
+    if problem := save_atomically(ckpt, ckpt_path):
+        return problem
     if cfg.keep_last > 0 and results is not None:
-        save_atomically(ckpt, os.path.join(cfg.out_dir, f'ckpt_{iter_num:07d}.pt'))
+        if problem := save_atomically(ckpt, os.path.join(cfg.out_dir, f'ckpt_{iter_num:07d}.pt')):
+            return problem
         kept = sorted(f for f in os.listdir(cfg.out_dir) if f.startswith('ckpt_0') and f.endswith('.pt'))
         for old in kept[:-cfg.keep_last]:
             os.remove(os.path.join(cfg.out_dir, old))
+    return None
 
 
-def leave_process_groups():
-    """End the process groups while Python is still fully alive. Dropping train.py's own references to them (the
-    DDP wrapper, the control group) is what joins gloo's worker threads; a worker still running when the
-    interpreter shuts down makes the process abort at exit."""
-    global step, control
-    step = step.module  # called under torchrun only, where step is the DDP wrapper
-    control = None
-    dist.destroy_process_group()
+def save_or_stop(results):
+    """Save a checkpoint (rank 0); on a full disk every rank stops, with rank 0's one line."""
+    problem = save_checkpoint(results) if master else None
+    if agree(problem is not None):
+        stop(problem)
 
 
 def agree(flag):
@@ -352,8 +498,8 @@ def evaluate_and_save():
                  **{f'{n}/bad_val_samples': count for n, count in bad_val.items()}))
         pbar.write(f'iter {iter_num}: ' + ', '.join(f'{n} top-1 {r["top1"]:.1f}%' for n, r in results.items())
                    + ''.join(f'; {n}: {count} unreadable sample(s) replaced' for n, count in bad.items() if count))
-        if iter_num > 0:
-            save_checkpoint(results)
+    if iter_num > 0:
+        save_or_stop(results)
     return results
 
 
@@ -487,10 +633,11 @@ while True:
         window = dict(time=time.time(), data=0.0, samples=0)
     if agree(stop_requested) and iter_num < cfg.max_iters:
         check_finite(history)
+        save_or_stop(None)
         if master:
-            save_checkpoint(None)
             log(dict(event='stopped', iter=iter_num, reason='SIGTERM'))
-            pbar.write(f'SIGTERM: saved {ckpt_path} at iteration {iter_num}; continue with --init_from=resume')
+            again = 'the same command' + ('' if cfg.init_from in ('auto', 'resume') else ' with --init_from=auto')
+            pbar.write(f'SIGTERM: saved {ckpt_path} at iteration {iter_num}; {again} continues from it')
         break
 pbar.close()
 close_sinks()

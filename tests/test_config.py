@@ -273,8 +273,8 @@ def test_the_choices_are_those_the_code_implements():
 
 def test_other_values_are_checked_too():
     assert 'grad_accum must be >= 1' in error_of(['--grad_accum=0'])
-    assert "init_from must be 'scratch', 'resume', 'torchvision:<model name>' or a checkpoint's path" in error_of(
-        ['--init_from=x'])
+    assert ("init_from must be 'auto', 'scratch', 'resume', 'torchvision:<model name>' or a checkpoint's path"
+            in error_of(['--init_from=x']))
     assert "dataset 'p': 'root' is required" in error_of(["--probe_datasets={'p': {'format': 'ucf101'}}"])
 
 

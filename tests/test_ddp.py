@@ -187,7 +187,7 @@ def test_sigterm_saves_a_checkpoint_and_resume_finishes_like_the_whole_run(three
     stopped = [e for e in read_log(out) if e['event'] == 'stopped']
     assert len(stopped) == 1 and 5 <= stopped[0]['iter'] < 30, output
     assert torch.load(out / 'ckpt.pt', weights_only=False)['iter_num'] == stopped[0]['iter']
-    assert 'SIGTERM' in output and 'init_from=resume' in output
+    assert 'SIGTERM' in output and 'the same command continues from it' in output
 
     run('train.py', str(cfg), '--init_from=resume')
     assert_same_parameters(params(whole), params(out), bound=0.0)

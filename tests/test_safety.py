@@ -68,12 +68,14 @@ def test_a_checkpoint_holding_numpy_objects_gets_one_line(tmp_path):
     import eval as eval_py
     path = tmp_path / 'old.pt'
     torch.save(dict(rng=np.random.get_state()), path)
-    with pytest.raises(SystemExit) as exit:
+    with pytest.raises(eval_py.CheckpointError) as refused:
         eval_py.safe_load(str(path))
-    message = str(exit.value.code)
+    message = str(refused.value)
     assert message.startswith(f'{path}: refused') and 'numpy' in message and '\n' not in message
-    with pytest.raises(SystemExit, match='no checkpoint at'):
+    assert not refused.value.damaged
+    with pytest.raises(eval_py.CheckpointError, match='no checkpoint at'):
         eval_py.safe_load(str(tmp_path / 'missing.pt'))
     (tmp_path / 'cut.pt').write_bytes(path.read_bytes()[:100])
-    with pytest.raises(SystemExit, match='cannot be read as a checkpoint'):
+    with pytest.raises(eval_py.CheckpointError, match='is damaged and cannot be read as a checkpoint') as damaged:
         eval_py.safe_load(str(tmp_path / 'cut.pt'))
+    assert damaged.value.damaged

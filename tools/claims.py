@@ -310,7 +310,7 @@ def projection_weights(ckpt_path):
     import torch
     if not ckpt_path.exists():
         return {}
-    ckpt = torch.load(ckpt_path, map_location='cpu', weights_only=False)
+    ckpt = torch.load(ckpt_path, map_location='cpu', weights_only=True)
     out = {}
     prefix = 'projection.proj.'
     for key, value in ckpt.get('objective', {}).items():
