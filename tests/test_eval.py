@@ -184,18 +184,7 @@ def test_without_token_shift_order_does_not_matter_but_appearance_does():
 def test_eval_main_writes_frame_order_tables(tmp_path, capsys, monkeypatch):
     """eval.py --temporal_tests=True on a tiny checkpoint: the tables are printed and saved in eval.json, and the
     normal order reproduces the plain evaluation exactly."""
-    root = tmp_path / 'motions'
-    synthetic.write_synthetic_ucf101(root, classes=('MoveLeft', 'MoveRight'), groups=8, clips=1, seconds=1.0)
-    out = tmp_path / 'run'
-    out.mkdir()
-    argv = [f'--out_dir={out}', '--num_workers=0', '--device=cpu', '--img_size=16', '--patch_size=8', '--dim=16',
-            '--depth=1', '--num_heads=2',
-            f"--datasets={{'motions': {{'format': 'ucf101', 'root': '{root}', 'num_frames': 4, 'batch_size': 4}}}}"]
-    cfg = config.load(argv)
-    torch.manual_seed(0)
-    model = eval_py.build_model(cfg, {'motions': 2})
-    torch.save(dict(model=model.state_dict(), config=config.to_dict(cfg), iter_num=7,
-                    classes={'motions': ['MoveLeft', 'MoveRight']}), out / 'ckpt.pt')
+    out = tiny_checkpoint(tmp_path)
     eval_py.main([f'--out_dir={out}', '--temporal_tests=True'])
     printed = capsys.readouterr().out
     saved = json.loads((out / 'eval.json').read_text())
