@@ -113,9 +113,9 @@ def step_peak(fn, on_gpu):
         fn()
         torch.cuda.synchronize()
         return (torch.cuda.max_memory_allocated() - before) / 2 ** 20
-    before = resident('VmRSS')
     with open('/proc/self/clear_refs', 'w') as f:
-        f.write('5')  # resets the peak resident set size, VmHWM
+        f.write('5')  # resets the peak resident set size, VmHWM, to the resident set now
+    before = resident('VmHWM')  # read after the reset: the resident set may shrink between two reads of it
     fn()
     return (resident('VmHWM') - before) / 2 ** 20
 
