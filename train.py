@@ -311,10 +311,11 @@ if master:
           f'objective: {sum(p.numel() for p in objective.parameters()) / 1e6:.2f} M')
 if cfg.compile:  # the backbone is the hot part; the method is compiled, so the module and its state dict stay plain
     import torch._inductor.config as inductor_config
-    # inductor's loop reindexing makes Triton's tiling analysis abort on the ViT's fused kernels (seen with torch
-    # 2.11 on an H200; pytorch/pytorch#197077); without it they compile and fuse as before
-    if hasattr(inductor_config, 'loop_reindexing_after_fusion'):
-        inductor_config.loop_reindexing_after_fusion = False
+    # inductor's memory-coalescing analysis, a tiling heuristic of its Triton kernels, aborts on a fused kernel of
+    # the ViT's training step (an AssertionError in tiling_utils.get_pw_red_splits, torch 2.11 on an H200; see
+    # pytorch/pytorch#197077); without it the kernels are tiled by the older rule
+    if hasattr(inductor_config, 'triton') and hasattr(inductor_config.triton, 'coalesce_tiling_analysis'):
+        inductor_config.triton.coalesce_tiling_analysis = False
     model.features = torch.compile(model.features)
 if ddp:
     # a batch runs only its own datasets' heads (unless a projection runs all), so some parameters sit out
