@@ -130,7 +130,8 @@ class _Samples(Dataset):
         """Sample `index` made with `seed`; if it cannot be read, another one, drawn from (seed, index) alone:
         the same whichever worker loads it, as the set of unreadable files does not depend on the order."""
         index, seed = item
-        candidate, draws = index, None
+        candidate = index
+        draws = None
         for _ in range(MAX_TRIES):
             if not self.bad[candidate]:
                 try:
@@ -370,7 +371,8 @@ def make_train_loaders(specs, cfg, rank=0, world=1):
     """
     if cfg.sampling not in ('mixed', 'proportional'):
         return {name: ((name,), make_loader(spec, 'train', cfg, rank, world)) for name, spec in specs.items()}
-    groups, sizes = {}, []  # sample shape -> [(position in specs, name, dataset)]; every dataset's size
+    groups = {}  # sample shape -> [(position in specs, name, dataset)]
+    sizes = []   # every dataset's size
     for k, (name, spec) in enumerate(specs.items()):
         dataset = _dataset(spec, 'train', cfg, rank)
         groups.setdefault(spec['num_frames'] if dataset.is_video else 'image', []).append((k, name, dataset))

@@ -330,7 +330,8 @@ class Objective(nn.Module):
         forward pass more per step. features: the model's features function.
         Returns ([z_grad (b, D') of each micro-batch], [RNG state before each], {regulariser: value}, their
         weighted sum)."""
-        zs, states = [], []
+        zs = []
+        states = []
         with torch.no_grad():
             for x in xs:
                 states.append(get_rng_state(x.device))
@@ -351,7 +352,8 @@ class Objective(nn.Module):
 
     def informative(self, z):
         """(weighted sum, {term: value}) of the informative loss of the expander's output z (N, D')."""
-        total, terms = 0.0, {}
+        total = 0.0
+        terms = {}
         if self.var_weight > 0:
             terms['variance'] = variance_loss(z)                        # eq. 2
             total = total + self.var_weight * terms['variance']

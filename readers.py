@@ -451,7 +451,8 @@ def read_kinetics(root, split, frames=False, lists=None, flat=None):
     if split == 'train' and not frames:
         replacements = {name[:11]: name for name in _listing(root, root / KINETICS_REPLACEMENTS, False)
                         if name.endswith('.mp4')}
-    samples, replaced = [], 0
+    samples = []
+    replaced = 0
     for n, label, youtube_id, name in rows:
         if label not in label_of:
             raise _bad_line(path, n, f'label {label!r} is not in {train_csv}' + (' (listed rows)' if lists else ''),
@@ -555,7 +556,10 @@ def read_activitynet(root, split, frames=False, clip_len=None):
     names = _listing(root, root / 'videos', frames)
     stems = ({name: name for name in names} if frames else  # a frame folder is named as its video, no suffix
              {os.path.splitext(n)[0]: n for n in names if os.path.splitext(n)[1] in ACTIVITYNET_SUFFIXES})
-    samples, missing, empty, segments = [], 0, [], 0
+    samples = []
+    missing = 0
+    empty = []
+    segments = 0
     for video, annotations in videos.items():
         name = stems.get(f"v_{video}") or stems.get(video)
         if name is None:

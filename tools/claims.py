@@ -424,7 +424,8 @@ def pair_groups(W, shared_names):
     for key, w in sorted(W.items()):
         source, target = key.split(' -> ')
         truth = set(zip(shared_names[source], shared_names[target]))
-        marked, others = [], []
+        marked = []
+        others = []
         for t, target_class in enumerate(w['target']):
             for s, source_class in enumerate(w['source']):
                 (marked if (source_class, target_class) in truth else others).append(w['weight'][t][s])
