@@ -57,12 +57,28 @@ loss_weights = {'imagenet': 0.5}                   # Table 6: w_image = 0.5, w_v
 # K400 0.097, SSv2 0.068, MiT 0.319, ImageNet 0.258, a total 4.7x smaller, which under SGD is a 4.7x smaller lr.)
 dataset_loss = 'mean'
 init_from = 'torchvision:vit_b_16'
-backbone, img_size, patch_size, dim, depth, num_heads, shift_div = 'vit', 224, 16, 768, 12, 12, 4
-num_workers, num_temporal_clips, num_spatial_crops = 8, 1, 3  # 1 x 3 views at test
+backbone = 'vit'
+img_size = 224
+patch_size = 16
+dim = 768
+depth = 12
+num_heads = 12
+shift_div = 4
+num_workers = 8
+num_temporal_clips = 1  # 1 x 3 views at test
+num_spatial_crops = 3
 # SGD, momentum 0.9, lr 5e-3 for 20 epochs, x 0.1 at epochs 11 and 15. An epoch: all training samples once
 # (K400 ~240k, SSv2 168k, MiT 791k as CoVeR counts them, ImageNet-1k 1,281,167) in batches of 128.
 _epoch = (240_000 + 168_000 + 791_000 + 1_281_167) // 128   # 19,376 iterations
-optimizer, momentum, lr = 'sgd', 0.9, 5e-3
-lr_schedule, lr_milestones, lr_factor = 'step', [11 * _epoch, 15 * _epoch], 0.1
-max_iters, warmup_iters, weight_decay, grad_clip = 20 * _epoch, 0, 0.0, 0.0
-eval_interval, eval_max_batches = 5000, 200
+optimizer = 'sgd'
+momentum = 0.9
+lr = 5e-3
+lr_schedule = 'step'
+lr_milestones = [11 * _epoch, 15 * _epoch]
+lr_factor = 0.1
+max_iters = 20 * _epoch
+warmup_iters = 0
+weight_decay = 0.0
+grad_clip = 0.0
+eval_interval = 5000
+eval_max_batches = 200

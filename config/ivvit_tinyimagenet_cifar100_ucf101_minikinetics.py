@@ -22,8 +22,21 @@ datasets = {
     'ucf101': dict(format='ucf101', root='data/UCF101', **_video),
     'minikinetics': dict(format='minikinetics', root='data/kinetics400', **_video),
 }
-sampling, update = 'round_robin', 'per_dataset'
-backbone, img_size, patch_size, dim, depth, num_heads, shift_div = 'vit', 224, 16, 768, 12, 12, 8
+sampling = 'round_robin'
+update = 'per_dataset'
+backbone = 'vit'
+img_size = 224
+patch_size = 16
+dim = 768
+depth = 12
+num_heads = 12
+shift_div = 8
 lr = 1e-5 * _world                                 # the paper's 1e-5 at batch 6, scaled with the number of processes
-min_lr, weight_decay, warmup_iters, max_iters, grad_clip = lr, 5e-5, 0, 20_000, 0.0
-eval_interval, eval_max_batches, num_workers = 2000, 100, 4
+min_lr = lr
+weight_decay = 5e-5
+warmup_iters = 0
+max_iters = 20_000
+grad_clip = 0.0
+eval_interval = 2000
+eval_max_batches = 100
+num_workers = 4

@@ -33,11 +33,20 @@ datasets = {
     'mit': dict(format='moments', root='data/Moments_in_Time_Raw', num_spatial_crops=3, num_temporal_clips=2,
                 **_video),
 }
-backbone, mvit_preset, img_size, head, drop_path = 'mvit', 'multitrain', 224, 'mlp', 0.1
+backbone = 'mvit'
+mvit_preset = 'multitrain'
+img_size = 224
+head = 'mlp'
+drop_path = 0.1
 # the release's heads: MLP 768 -> 2048 -> C, dropout 0.5 after the GELU and on the output (MODEL.DROPOUT_RATE 0.5
 # sits inside its MLP heads, none before them); its AdamW decays the position embeddings too (ZERO_DECAY_POS_CLS)
-head_hidden, head_dropout, head_output_dropout, position_decay = 2048, 0.5, True, True
-expander_hidden, expander_out, label_smoothing = 4096, 768, 0.1
+head_hidden = 2048
+head_dropout = 0.5
+head_output_dropout = True
+position_decay = True
+expander_hidden = 4096
+expander_out = 768
+label_smoothing = 0.1
 num_workers = 8
 # The step (the release: "Our method is sensitive to batch size so we add gradient accumulation ... originally the
 # batch size is 512 ... here we set batch size to 64 and accumulation step to 8, which should be equivalent"):
@@ -55,10 +64,15 @@ grad_accum = 512 // (_clips * _world)
 # GATHER_BEFORE_LOSS, one loss per forward pass): 4 x GPUs clips (x 2 samples), the release's 64 on 16 GPUs.
 # informative_batch='step' computes them over the whole step (512 clips) instead, at one more forward pass a step.
 informative_batch = 'micro'
-lr, min_lr, weight_decay = 2e-4, 2e-6, 0.05     # cosine from 2e-4 to 2e-6 (COSINE_END_LR) after 10 warm-up epochs
-mixup_alpha, cutmix_alpha = 0.8, 1.0             # with label smoothing 0.1; within each dataset (augment.py)
+lr = 2e-4     # cosine from 2e-4 to 2e-6 (COSINE_END_LR) after 10 warm-up epochs
+min_lr = 2e-6
+weight_decay = 0.05
+mixup_alpha = 0.8             # with label smoothing 0.1; within each dataset (augment.py)
+cutmix_alpha = 1.0
 _epoch = (240_000 + 727_000) // 512              # steps per epoch; training clips: K400 ~240k, MiT 727k (4.1)
-max_iters, warmup_iters = 50 * _epoch, 10 * _epoch
-eval_interval, eval_max_batches = _epoch, 200    # the release evaluates every epoch
+max_iters = 50 * _epoch
+warmup_iters = 10 * _epoch
+eval_interval = _epoch    # the release evaluates every epoch
+eval_max_batches = 200
 # The paper and the release start from a K400 checkpoint (the release's README); the plain run here is from scratch.
 # To start from one: --init_from=path/to/k400/ckpt.pt (the fine-tune initialisation: weights of the backbone).

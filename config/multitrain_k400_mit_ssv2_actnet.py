@@ -34,9 +34,18 @@ datasets = {
     # each annotated segment cut into clips of <= 10 s, the samples (107K for training in the paper)
     'actnet': dict(format='activitynet', root='data/activitynet', clip_len=10, **_video, **_stride),
 }
-backbone, mvit_preset, img_size, head, drop_path = 'mvit', 'multitrain', 224, 'mlp', 0.1
-head_hidden, head_dropout, head_output_dropout, position_decay = 2048, 0.5, True, True  # the release's
-expander_hidden, expander_out, label_smoothing = 4096, 768, 0.1
+backbone = 'mvit'
+mvit_preset = 'multitrain'
+img_size = 224
+head = 'mlp'
+drop_path = 0.1
+head_hidden = 2048  # the release's
+head_dropout = 0.5
+head_output_dropout = True
+position_decay = True
+expander_hidden = 4096
+expander_out = 768
+label_smoothing = 0.1
 num_workers = 8
 # 512 clips (1024 samples) per step at AdamW lr 2e-4, the release's, by accumulating 512 / (4 x GPUs) micro-batches
 # (16 on 8 GPUs; on fewer GPUs the step stays, only the time grows); the informative loss's statistics per
@@ -47,11 +56,16 @@ if 512 % (_clips * _world):
                      f"128, not {_world}")
 grad_accum = 512 // (_clips * _world)
 informative_batch = 'micro'
-lr, min_lr, weight_decay = 2e-4, 2e-6, 0.05
-mixup_alpha, cutmix_alpha = 0.8, 1.0             # the official recipe, within each dataset (augment.py)
+lr = 2e-4
+min_lr = 2e-6
+weight_decay = 0.05
+mixup_alpha = 0.8             # the official recipe, within each dataset (augment.py)
+cutmix_alpha = 1.0
 # 50 epochs of the four training sets as the paper counts them (K400 ~240k, MiT 727k, SSv2 168k, ActivityNet 107k
 # 10-second clips), 10 of warm-up
 _epoch = (240_000 + 727_000 + 168_000 + 107_000) // 512
-max_iters, warmup_iters = 50 * _epoch, 10 * _epoch
-eval_interval, eval_max_batches = _epoch, 200
+max_iters = 50 * _epoch
+warmup_iters = 10 * _epoch
+eval_interval = _epoch
+eval_max_batches = 200
 # Table 3 starts from a K400 checkpoint: --init_from=path/to/k400/ckpt.pt (the fine-tune initialisation)

@@ -11,4 +11,6 @@ out_dir = 'out/multitrain_k700_mit_ssv2_actnet'
 datasets['k700'] = dict(datasets.pop('k400'), root='data/kinetics700')  # same layout, 700 classes
 datasets = {name: datasets[name] for name in ('k700', 'mit', 'ssv2', 'actnet')}
 _epoch = (545_000 + 727_000 + 168_000 + 107_000) // 512  # K700 ~545k training clips
-max_iters, warmup_iters, eval_interval = 50 * _epoch, 10 * _epoch, _epoch
+max_iters = 50 * _epoch
+warmup_iters = 10 * _epoch
+eval_interval = _epoch
