@@ -144,6 +144,7 @@ def train_linear(train_x, train_y, val_x, val_y, num_classes, epochs=30, lr=1e-3
 
 
 def main(argv):
+    config.handle_help(argv, 'python -m tools.probe [CONFIG.py ...] [--key=value ...]  (probe_* settings below)')
     cfg, ckpt, ckpt_path = load_run(argv)
     device = config.resolve_device(cfg.device)
     autocast = config.autocast_for(cfg.dtype, device)
