@@ -459,6 +459,18 @@ def handle_help(argv, usage, options=()):
         sys.exit(0)
 
 
+def entry_point_options(argv, usage, options):
+    """An entry point's command line (eval.py, predict.py): --help prints the usage, its own options and every
+    setting, then exits 0; its own options, each ('--name=VALUE', what it does) in options, are split from argv as
+    take_options does. Returns ({name: value or None}, the other arguments); a malformed option exits with one
+    line."""
+    handle_help(argv, usage, options)
+    try:
+        return take_options(argv, [flag[2:].split('=')[0] for flag, _ in options])
+    except ConfigError as e:
+        sys.exit(f'config error: {e}')
+
+
 def take_options(argv, names):
     """Split an entry point's own --name=value options (not settings, e.g. eval.py's --ckpt) from argv: returns
     ({name: value or None}, the other arguments)."""

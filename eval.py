@@ -356,11 +356,7 @@ def start_processes(cfg):
 
 
 def main(argv):
-    try:
-        config.handle_help(argv, USAGE, OPTIONS)
-        options, argv = config.take_options(argv, ['ckpt', 'confusion'])
-    except config.ConfigError as e:
-        sys.exit(f'config error: {e}')
+    options, argv = config.entry_point_options(argv, USAGE, OPTIONS)
     cfg, ckpt, ckpt_path = load_run(argv, options['ckpt'])
     confusion = [options['confusion']] if options['confusion'] else []
     if confusion and confusion[0] not in ckpt['classes']:

@@ -64,11 +64,7 @@ def predict(model, path, specs, classes, cfg, device, autocast, k=5):
 
 
 def main(argv):
-    try:
-        config.handle_help(argv, USAGE, OPTIONS)
-        options, argv = config.take_options(argv, ['ckpt', 'dataset'])
-    except config.ConfigError as e:
-        sys.exit(f'config error: {e}')
+    options, argv = config.entry_point_options(argv, USAGE, OPTIONS)
     files = [arg for arg in argv if not arg.startswith('--') and not arg.endswith('.py')]
     settings = [arg for arg in argv if arg not in files]
     if not files:
