@@ -54,8 +54,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's
 import config
 import decode
 
-VIDEO_SUFFIXES = ('.avi', '.mp4', '.mkv', '.webm', '.mov')  # compared lower-cased
-CONTAINERS = {'.avi': 'avi', '.mp4': 'mp4', '.mkv': 'matroska', '.webm': 'webm', '.mov': 'mov'}
+CONTAINERS = {'.avi': 'avi', '.mp4': 'mp4', '.mkv': 'matroska', '.webm': 'webm', '.mov': 'mov'}  # suffix: muxer
+VIDEO_SUFFIXES = tuple(CONTAINERS)  # the files re-encoded, suffixes compared lower-cased
 PARTIAL = '.prepare-partial'  # the suffix of an output being written: renamed to its name once verified
 CHECKED = (0, 0.25, 0.5, 0.75, 1)  # where in a copy the frames checked against those written are (see verify)
 PRESET = 'veryfast'           # libx264's speed preset: a 10-s 454x256 clip in under a second of one core
