@@ -322,6 +322,9 @@ def test_docs_table_is_generated_from_the_committed_summary():
             assert {str(s) for s in range(n)} <= set(summary['arms'][name]['runs'])
     if summary['steps_scale'] == 1.0:  # the full run: at least 5 seeds for the projection pairs
         assert summary['seeds']['projection'] >= 5
+        # the page's hand-written reading of the table names the run it reads: a new full run needs new words
+        reading = (claims.DOCS / 'claims.md').read_text().split(claims.END)[1]
+        assert '## What the full run shows' in reading and f"code {summary['code']}" in reading
 
 
 # ----------------------------------------------------------------------------- the synthetic data it uses
