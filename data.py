@@ -153,9 +153,12 @@ class _Samples(Dataset):
             sys.stderr.write(f"warning: {error}; another sample of {self.spec['root']} replaces it "
                              f"({self.num_bad()} unreadable so far)\n")
             sys.stderr.flush()
-        bad, limit = self.num_bad(), self.spec['max_bad_fraction']
+        # Count and name the flagged samples from one copy of the flags: the other workers keep setting flags in the
+        # shared bytes, and nonzero() on bytes that change while it runs writes past its output (heap corruption).
+        flags = self.bad.clone()
+        bad, limit = int(flags.sum()), self.spec['max_bad_fraction']
         if bad > limit * len(self):
-            examples = ', '.join(str(self.samples[i][0]) for i in self.bad.nonzero().flatten()[:3].tolist())
+            examples = ', '.join(str(self.samples[i][0]) for i in flags.nonzero().flatten()[:3].tolist())
             raise TooManyUnreadable(f"{self.spec['root']}: {bad} of {len(self)} samples ({bad / len(self):.2%}) "
                                     f"cannot be read, more than max_bad_fraction={limit:.2%}, e.g. {examples}: "
                                     f"stopping rather than training on a shrinking dataset (repair or re-download "

@@ -3,12 +3,15 @@ loaders must replace it (deterministically), name it once, count it across worke
 many are bad, and never hang."""
 
 import contextlib
+import multiprocessing
 import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import av
@@ -169,6 +172,48 @@ def test_too_many_bad_samples_stop_the_run(clean, tmp_path, num_workers):
     assert any(path in message for path in broken.values())
 
 
+def flip_flags(flags, stop):
+    """Other DataLoader workers flagging samples: flip the shared flags of samples 1, 2, ... as fast as possible,
+    for at most 30 s (so that it ends even when the test's process dies without setting `stop`)."""
+    step = 0
+    end = time.monotonic() + 30
+    while not stop.is_set() and time.monotonic() < end:
+        index = 1 + step % (len(flags) - 1)
+        flags[index] = 1 - flags[index]
+        step += 7919
+
+
+def test_the_limit_message_agrees_with_itself_while_other_workers_flag(capfd):
+    """The worker that meets the limit counts and names the flagged samples while the other workers keep setting
+    flags in the same shared bytes: the count and the names come from one copy, so they agree (and nonzero() never
+    runs on bytes that change under it, which corrupts the heap)."""
+    n = 100_000
+    dataset = data._Samples.__new__(data._Samples)  # only what _flag reads: the samples, the spec, the flags
+    dataset.samples = [(f'/videos/{i}.mp4', 0) for i in range(n)]
+    dataset.spec = dict(root='/videos', max_bad_fraction=0.0)
+    dataset.bad = torch.zeros(n, dtype=torch.uint8).share_memory_()
+    context = multiprocessing.get_context('fork')
+    stop = context.Event()
+    writer = context.Process(target=flip_flags, args=(dataset.bad, stop))
+    writer.start()
+    try:
+        messages = 0
+        start = time.monotonic()
+        while time.monotonic() - start < 1.5:
+            with pytest.raises(data.TooManyUnreadable) as e:
+                dataset._flag(0, 'cannot read /videos/0.mp4')  # sample 0 stays flagged: always over the limit
+            match = re.fullmatch(r"/videos: (\d+) of 100000 samples \(\d+\.\d\d%\) cannot be read, more than "
+                                 r"max_bad_fraction=0\.00%, e\.g\. (.*): stopping .*", str(e.value))
+            count, examples = int(match[1]), match[2].split(', ')
+            assert examples[0] == '/videos/0.mp4' and len(examples) == min(count, 3), str(e.value)
+            messages += 1
+    finally:
+        stop.set()
+        writer.join()
+    assert messages > 100 and dataset.bad.sum() > 1  # the other process did flag samples meanwhile
+    assert capfd.readouterr().err.count('warning: cannot read /videos/0.mp4') == 1
+
+
 def test_truncated_mp4_is_replaced(clean, tmp_path, capfd):
     root = copy(clean, tmp_path, 'moments')
     spec = config.dataset_spec('mit', dict(format='moments', root=str(root), batch_size=4, num_frames=2,
@@ -313,7 +358,19 @@ def test_train_py_says_too_many_unreadable_samples_in_one_line(clean, tmp_path):
                                    num_workers=2, img_size=16, patch_size=8, dim=16, depth=1))
     lines = [line for line in re.split(r'[\r\n]', err) if line.startswith('data error: ')]
     assert len(lines) == 1, err
-    assert re.fullmatch(rf"data error: {re.escape(str(root))}: [12] of 8 samples \(\d+\.\d\d%\) cannot be read, "
-                        rf"more than max_bad_fraction=10\.00%, e\.g\. {re.escape(str(root / 'training'))}/.*: stopping "
-                        rf"rather than training on a shrinking dataset \(repair or re-download these files\)",
-                        lines[0]), err
+    match = re.fullmatch(rf"data error: {re.escape(str(root))}: (\d) of 8 samples \((\d+\.\d\d)%\) cannot be read, "
+                         rf"more than max_bad_fraction=10\.00%, e\.g\. (.*): stopping "
+                         rf"rather than training on a shrinking dataset \(repair or re-download these files\)",
+                         lines[0])
+    assert match, err
+    # The count is the number of samples flagged in any process when the error was raised. The worker that raises
+    # stops at its first unreadable sample, but the two workers share the flags (data._Samples.bad), and the other
+    # worker, running ahead on later batches, may have flagged some of its own by then: the count is 1 to 8,
+    # whichever worker was faster, and each flagged sample was warned about once before it was counted.
+    bad = int(match[1])
+    assert 1 <= bad <= 8 and match[2] == f"{100 * bad / 8:.2f}", err
+    warned = set(re.findall(r"warning: cannot read (\S+): ", err))
+    assert bad <= len(warned), err
+    examples = match[3].split(', ')
+    assert len(examples) == min(bad, 3) and set(examples) <= warned, err
+    assert all(Path(example).parent.parent == root / 'training' for example in examples), err
