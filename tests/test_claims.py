@@ -163,6 +163,10 @@ def test_rows_and_table_from_fake_runs():
     assert ('| 90.0 ± 10.0% | 50.0 ± 0.0% | +40.0% [15.2, 64.8] | paired t, df 2: p = 0.0202 | holds | '
             f"{claims.PAPER['tokenshift']} | equal |") in text
     assert 'REDUCED RUN' in claims.markdown(_summary([motion], [0, 1], 0.2))
+    on_a_machine = _summary([motion], [0, 1, 2], 1.0)
+    on_a_machine['versions']['cpu'] = claims.cpu_name()
+    assert f"Python 3.x; {claims.cpu_name()}; code c0de" in ' '.join(claims.markdown(on_a_machine).split())
+    assert 'torch kernels ' in claims.cpu_name()
 
 
 def _fake_metrics(a, seed):

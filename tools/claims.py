@@ -636,8 +636,9 @@ def markdown(summary):
     v = summary['versions']
     runs = [r for a in summary['arms'].values() for r in a['runs'].values()]
     reused = sum(r['reused'] for r in runs)
+    cpu = f"; {v['cpu']}" if 'cpu' in v else ''
     about = (f"{head}. {summary['date']}, torch {v['torch']}, torchvision {v['torchvision']}, PyAV {v['av']}, "
-             f"Python {v['python']}; code {summary['code']}; wall time {summary['wall_seconds'] / 60:.1f} min "
+             f"Python {v['python']}{cpu}; code {summary['code']}; wall time {summary['wall_seconds'] / 60:.1f} min "
              f"with {summary['jobs']} runs at a time ({reused} of {len(runs)} arm-seeds reused from an earlier "
              f"invocation); {summary['cpu_seconds'] / 60:.1f} CPU-minutes for all the arm-seeds.")
     tests = ('Tests: two arms with the same seeds, a two-sided paired t-test of the per-seed differences at '
@@ -714,7 +715,23 @@ def versions():
     except ImportError:
         av_version = 'absent'
     return dict(python=platform.python_version(), torch=torch.__version__, torchvision=torchvision.__version__,
-                av=av_version, numpy=numpy.__version__)
+                av=av_version, numpy=numpy.__version__, cpu=cpu_name())
+
+
+def cpu_name():
+    """The processor and the instruction set torch's CPU kernels use (say 'AVX512'). A run repeats to the last
+    digit on the same machine; on another processor the kernels sum in another order, the rounding differs, and
+    after hundreds of steps the runs part: the machine belongs to the record."""
+    import torch
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path('/proc/cpuinfo').read_text().splitlines():
+            if line.startswith('model name'):
+                model = line.split(':', 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f'{model}, torch kernels {torch.backends.cpu.get_cpu_capability()}'
 
 
 def _git_commit():
