@@ -4,12 +4,15 @@ launchers of one node each train the same model as one launcher of two processes
 continue from the last checkpoint. And the checkpoint's and the device's mistakes end in one line naming the path
 and the fix: resume without a checkpoint, a GPU that is not there, a full disk, a damaged ckpt.pt."""
 
+import fcntl
 import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
+import termios
 import time
 
 import pytest
@@ -148,8 +151,9 @@ def test_a_full_disk_keeps_the_last_checkpoint_and_says_what_it_needs(finished, 
     assert torch.load(out / 'ckpt.pt', weights_only=False)['iter_num'] == 4
 
 
-# a 2-process job of 8 iterations with a checkpoint every 2, and its weights when nothing interrupts it
-JOB = dict(max_iters=8, eval_interval=2, log_interval=2, num_workers=1, eval_max_batches=1)
+# a 2-process job of 8 iterations with a checkpoint every 2 (and its keep_last copy), and its weights when nothing
+# interrupts it
+JOB = dict(max_iters=8, eval_interval=2, log_interval=2, num_workers=1, eval_max_batches=1, keep_last=1)
 
 
 @pytest.fixture(scope='module')
@@ -170,21 +174,49 @@ def start_job(command, out):
     return job
 
 
+def bytes_waiting(pipe):
+    """How many bytes the pipe holds that nobody has read."""
+    return struct.unpack('i', fcntl.ioctl(pipe, termios.FIONREAD, b'\0' * 4))[0]
+
+
+def start_job_stuck_at(command, out, iteration, checkpoint_bytes):
+    """Start a torchrun job and return (the job, a pipe) once the job is stuck at `iteration`, with that
+    iteration's ckpt.pt on disk. The temporary file of that iteration's keep_last copy (ckpt_<iteration>.pt.tmp,
+    written after ckpt.pt) is a named pipe that the test holds open and never reads. Once the first bytes of the
+    copy are in the pipe, rank 0 is writing a checkpoint larger than the pipe holds: its write blocks, and the job
+    cannot go on, however fast or loaded the machine (a test that killed the job when ckpt.pt appeared sometimes
+    found it finished: with both cores busy, the kill came late)."""
+    out.mkdir(parents=True)
+    os.mkfifo(out / f'ckpt_{iteration:07d}.pt.tmp')
+    pipe = os.open(out / f'ckpt_{iteration:07d}.pt.tmp', os.O_RDONLY | os.O_NONBLOCK)
+    assert checkpoint_bytes > fcntl.fcntl(pipe, fcntl.F_GETPIPE_SZ), 'the pipe would hold the whole checkpoint'
+    job = subprocess.Popen([sys.executable, *command], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True, env={**os.environ, 'OMP_NUM_THREADS': '1'})
+    deadline = time.time() + 300
+    while time.time() < deadline and job.poll() is None and bytes_waiting(pipe) == 0:
+        time.sleep(0.02)
+    assert bytes_waiting(pipe) > 0, f'the job did not reach iteration {iteration} (exit status {job.poll()})'
+    assert torch.load(out / 'ckpt.pt', weights_only=False)['iter_num'] == iteration
+    return job, pipe
+
+
 @pytest.mark.slow
 def test_a_requeued_torchrun_job_ends_like_the_uninterrupted_one(datasets, tmp_path, uninterrupted):
-    """A 2-worker job killed as a whole (launcher, workers and their loader processes) right after its first
+    """A 2-worker job killed as a whole (launcher, workers and their loader processes) in the middle of writing a
     checkpoint, then launched again with the identical command, as a scheduler requeues it: it ends with exit
     status 0 and exactly the weights of the job that was never interrupted (CPU, float32)."""
     out = tmp_path / 'requeued'
     command = torchrun('--standalone', 'train.py', str(write_config(tmp_path / 'cfg.py', datasets, out, **JOB)))
-    job = start_job(command, out)
+    job, pipe = start_job_stuck_at(command, out, 4, (uninterrupted / 'ckpt.pt').stat().st_size)
     kill_job(job.pid)
     job.communicate()
-    first = torch.load(out / 'ckpt.pt', weights_only=False)['iter_num']
-    assert first < 8, f'the job was not killed mid-way (checkpoint at iteration {first})'
+    os.close(pipe)
+    # what a kill leaves of a temporary file: its first bytes
+    (out / 'ckpt_0000004.pt.tmp').unlink()
+    (out / 'ckpt_0000004.pt.tmp').write_bytes(b'PK\x03\x04' + bytes(1000))
 
     again = run(*command)
-    assert f'resumed from {out / "ckpt.pt"} at iteration {first}' in again.stdout
+    assert f'resumed from {out / "ckpt.pt"} at iteration 4' in again.stdout
     assert torch.load(out / 'ckpt.pt', weights_only=False)['iter_num'] == 8
     assert_same_parameters(params(uninterrupted), params(out), bound=0.0)
 
